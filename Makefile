@@ -1,0 +1,54 @@
+# Everything runs from .local/ (ignored by git). `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .local/venv
+PY := $(VENV)/bin/python
+STACK := $(PY) deploy/local/stack.py
+PACKAGES := contracts/pyproject.toml runtime/pyproject.toml $(wildcard services/*/pyproject.toml)
+
+.PHONY: help venv up down status demo test lint format docs schemas lock
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/constraints.txt requirements/dev.txt $(PACKAGES)
+	@deploy/local/venv.sh
+
+venv: $(VENV)/.installed ## Create the Python environment in .local/venv
+
+up: venv ## Start Kafka, PostgreSQL and the three services (idempotent)
+	@$(STACK) up
+
+down: ## Stop everything `make up` or `make test` started
+	@if [ -x $(PY) ]; then $(STACK) down; else echo "[stack] nothing to stop (no .local/venv)"; fi
+
+status: venv ## Show what runs and where it listens
+	@$(STACK) status
+
+demo: up ## Start everything, then drive a purchase through the platform
+	@$(PY) deploy/local/demo.py
+
+test: venv ## Run unit, contract and integration tests against real Kafka and PostgreSQL
+	@$(STACK) test $(PYTEST_ARGS)
+
+lint: venv ## ruff, and mypy --strict on the domain code
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy
+
+format: venv ## Apply ruff's fixes and formatting
+	@$(PY) -m ruff check --fix .
+	@$(PY) -m ruff format .
+
+schemas: venv ## Regenerate contracts/schemas from the models (refuses breaking changes)
+	@$(PY) -m contracts.schemas write
+
+docs: venv ## Write each service's AsyncAPI document to docs/asyncapi/
+	@mkdir -p docs/asyncapi
+	@for service in partners points redemption; do \
+	  $(PY) -m $$service asyncapi > docs/asyncapi/$$service.json && echo "wrote docs/asyncapi/$$service.json"; \
+	done
+
+lock: venv ## Re-pin requirements/constraints.txt from the current environment
+	@{ head -1 requirements/constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^-e'; } > requirements/constraints.tmp
+	@mv requirements/constraints.tmp requirements/constraints.txt

@@ -1,0 +1,1 @@
+"""What crosses service boundaries: the event envelope, events, topics and their schemas."""

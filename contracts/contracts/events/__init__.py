@@ -1,0 +1,1 @@
+"""Events, one module per producing domain."""

@@ -1,0 +1,43 @@
+"""Facts that partners report: purchases and refunds of their customers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.envelope import Contract, Event
+from contracts.ids import Category, ExternalRef, PartnerId
+from contracts.money import Money
+
+
+class PurchasePayload(Contract):
+    partner_id: PartnerId
+    customer_ref: ExternalRef = Field(description="The partner's own id for its customer.")
+    purchase_id: ExternalRef = Field(description="The partner's order id; unique per partner.")
+    amount: Money
+    category: Category | None = Field(default=None, description="Category for category-specific earn rates.")
+
+
+class RefundPayload(Contract):
+    partner_id: PartnerId
+    customer_ref: ExternalRef
+    refund_id: ExternalRef = Field(description="The partner's refund id; unique per partner.")
+    purchase_id: ExternalRef = Field(description="The purchase this refund reverses, in part or in full.")
+    amount: Money
+
+
+class PartnerPurchaseRecorded(Event):
+    """A partner reported that its customer bought something."""
+
+    type: Literal["PartnerPurchaseRecorded"] = "PartnerPurchaseRecorded"
+    version: Literal[1] = 1
+    payload: PurchasePayload
+
+
+class PartnerRefundRecorded(Event):
+    """A partner reported a refund of an earlier purchase."""
+
+    type: Literal["PartnerRefundRecorded"] = "PartnerRefundRecorded"
+    version: Literal[1] = 1
+    payload: RefundPayload

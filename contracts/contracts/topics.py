@@ -1,0 +1,68 @@
+"""Every topic, the events it carries, and how it is keyed (DESIGN.md, "Events").
+
+A topic's events share one partition key so that one member's facts stay in order:
+a refund never overtakes its purchase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
+
+from contracts.envelope import Event
+from contracts.events.cards import CardPurchasePosted, CardReversalPosted
+from contracts.events.ledger import PointsCredited, PointsDebited
+from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    events: tuple[type[Event], ...]
+    key: str
+    partitions: int = 12
+    description: str = ""
+    adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        union = Union[self.events] if len(self.events) > 1 else self.events[0]  # noqa: UP007
+        decoded = Annotated[union, Field(discriminator="type")] if len(self.events) > 1 else union
+        object.__setattr__(self, "adapter", TypeAdapter(decoded))
+
+    @property
+    def dead_letter(self) -> str:
+        """Where messages go that a consumer of this topic cannot process, with the reason."""
+        return f"{self.name}.dlq"
+
+    def qualified(self, prefix: str) -> str:
+        """The name on the broker; tests run in their own namespace through `prefix`."""
+        return f"{prefix}{self.name}"
+
+    def decode(self, raw: bytes | str) -> Event:
+        """Parse and validate one message; raises pydantic.ValidationError with the reason."""
+        event: Event = self.adapter.validate_json(raw)
+        return event
+
+
+PARTNER_PURCHASES = Topic(
+    name="loyalty.partner-purchases.v1",
+    events=(PartnerPurchaseRecorded, PartnerRefundRecorded),
+    key="'<partner_id>:<customer_ref>', so a refund stays behind its purchase",
+    description="Purchases and refunds that partners post to the partners service.",
+)
+CARD_TRANSACTIONS = Topic(
+    name="loyalty.card-transactions.v1",
+    events=(CardPurchasePosted, CardReversalPosted),
+    key="card token",
+    description="Purchases and reversals made with the bank's card, produced by the card system.",
+)
+LEDGER_EVENTS = Topic(
+    name="loyalty.ledger-events.v1",
+    events=(PointsCredited, PointsDebited),
+    key="member id",
+    description="Transfers the ledger committed, published through the points service's outbox.",
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (PARTNER_PURCHASES, CARD_TRANSACTIONS, LEDGER_EVENTS)

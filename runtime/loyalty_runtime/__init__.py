@@ -1,0 +1,1 @@
+"""Shared plumbing of the loyalty services. No business rules live here."""

@@ -1,0 +1,141 @@
+"""Kafka wiring shared by the services: broker, topics, batch decoding, dead letters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.publisher.usecase import DefaultPublisher
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from contracts.envelope import Event
+from contracts.topics import Topic
+from loyalty_runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX_RECORDS = 500
+"""Records per consumer batch: one database transaction each (DESIGN.md, Performance model)."""
+BATCH_WAIT_MS = 100
+"""How long an idle consumer waits for records; a busy one returns as soon as records are buffered."""
+
+
+def build_broker(settings: ServiceSettings, service: str, provider: trace.TracerProvider) -> KafkaBroker:
+    """An idempotent, acks=all producer plus consumers; per-message logs only at DEBUG."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=service,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        graceful_timeout=settings.shutdown_grace_seconds,
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=provider, include_messages_counters=False)],
+        log_level=logging.DEBUG,
+        logger=logging.getLogger(f"{service}.kafka"),
+    )
+
+
+async def ensure_topics(bootstrap: str, topics: Iterable[Topic], prefix: str = "") -> list[str]:
+    """Create each topic and its dead-letter topic if missing; returns the names created."""
+    wanted: list[NewTopic] = []
+    for topic in topics:
+        wanted.append(NewTopic(topic.qualified(prefix), num_partitions=topic.partitions, replication_factor=1))
+        wanted.append(NewTopic(prefix + topic.dead_letter, num_partitions=1, replication_factor=1))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="loyalty-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record a consumer could not accept, with the reason it goes to the dead-letter topic."""
+
+    record: ConsumerRecord[Any, Any]
+    reason: str
+
+
+class EnvelopeBatchDecoder:
+    """FastStream decoder for batch subscribers: validates each record on its own.
+
+    Valid events reach the handler as models; invalid records are kept on the message
+    (see `rejected` and `accepted_headers`) so that the handler sends them to the
+    dead-letter topic instead of failing the whole batch.
+    """
+
+    def __init__(self, topic: Topic) -> None:
+        self._topic = topic
+
+    async def __call__(self, message: KafkaMessage) -> list[Event]:
+        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message  # type: ignore[assignment]
+        events: list[Event] = []
+        headers: list[dict[str, str]] = []
+        rejected: list[Rejected] = []
+        for record, record_headers in zip(records, message.batch_headers, strict=True):
+            try:
+                events.append(self._topic.decode(record.value or b""))
+                headers.append(record_headers)
+            except ValidationError as error:
+                rejected.append(Rejected(record, _reason(error)))
+        message.rejected = rejected  # type: ignore[attr-defined]
+        message.accepted_headers = headers  # type: ignore[attr-defined]
+        return events
+
+
+def rejected(message: KafkaMessage) -> list[Rejected]:
+    found: list[Rejected] = getattr(message, "rejected", [])
+    return found
+
+
+def accepted_headers(message: KafkaMessage) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = getattr(message, "accepted_headers", [])
+    return found
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "message"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{location}: {first['msg']}{more}"[:500]
+
+
+async def send_to_dead_letter(publisher: DefaultPublisher, records: Iterable[Rejected], service: str) -> int:
+    """Publish each rejected record, unchanged, with headers saying where it came from and why."""
+    sent = 0
+    for item in records:
+        record = item.record
+        headers = {k: v.decode(errors="replace") for k, v in record.headers}
+        headers.update(
+            {
+                "dlq-reason": item.reason,
+                "dlq-service": service,
+                "dlq-topic": record.topic,
+                "dlq-partition": str(record.partition),
+                "dlq-offset": str(record.offset),
+            }
+        )
+        await publisher.publish(record.value or b"", key=record.key, headers=headers)
+        log.warning(
+            "message sent to dead-letter topic",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": item.reason},
+        )
+        sent += 1
+    return sent

@@ -1,0 +1,156 @@
+"""The shell every service runs in: HTTP app, Kafka broker, database pool, health and shutdown.
+
+A service's `app.py` builds one `ServiceShell`, registers its consumers on `shell.broker`
+and its routers on `shell.app`; the shell owns start-up and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from faststream.specification import AsyncAPI
+from opentelemetry import trace
+
+from loyalty_runtime import db, telemetry
+from loyalty_runtime.kafka import build_broker
+from loyalty_runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[[], Awaitable[None]]
+"""A coroutine that runs for the whole life of the service, e.g. an outbox relay."""
+
+
+class NotStartedError(RuntimeError):
+    pass
+
+
+class ServiceShell:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        *,
+        database: str,
+        migrations: Path,
+        description: str,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.dsn = settings.dsn(database)
+        self.migrations = migrations
+        self.provider = tracer_provider or telemetry.build_tracer_provider(name)
+        self.tracer = self.provider.get_tracer(name)
+        self.broker = build_broker(settings, name, self.provider)
+        self._pool: asyncpg.Pool | None = None
+        self._background: list[tuple[str, BackgroundTask]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.app = FastAPI(title=f"{name} service", description=description, version="1.0.0", lifespan=self._lifespan)
+        self.app.include_router(self._health_router())
+        telemetry.instrument_http(self.app, self.provider)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise NotStartedError(f"{self.name}: the database pool exists only while the service runs")
+        return self._pool
+
+    def topic(self, name: str) -> str:
+        return self.settings.kafka_topic_prefix + name
+
+    def add_background(self, name: str, task: BackgroundTask) -> None:
+        self._background.append((name, task))
+
+    def asyncapi(self) -> dict[str, Any]:
+        spec = AsyncAPI(self.broker, title=f"{self.name} service", version="1.0.0", description=self.app.description)
+        document: dict[str, Any] = spec.to_specification().to_jsonable()
+        return document
+
+    async def start(self) -> None:
+        telemetry.instrument_database(self.provider)
+        await db.wait_for_database(self.dsn)
+        self._pool = await db.create_pool(
+            self.dsn, min_size=self.settings.database_pool_min, max_size=self.settings.database_pool_max
+        )
+        await self.broker.start()
+        for name, task in self._background:
+            self._tasks.append(asyncio.create_task(self._supervise(name, task), name=f"{self.name}:{name}"))
+        log.info("service started", extra={"kafka": self.settings.kafka_bootstrap_servers, "db": db.redact(self.dsn)})
+
+    async def stop(self) -> None:
+        """Stop taking messages, let in-flight ones finish (bounded by the grace period), then close."""
+        log.info("service stopping")
+        await self.broker.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        log.info("service stopped")
+
+    async def _supervise(self, name: str, task: BackgroundTask) -> None:
+        """Restart a background task that failed, after a pause, so one error does not stop it for good."""
+        while True:
+            try:
+                await task()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task failed; restarting in 1 s", extra={"task": name})
+                await asyncio.sleep(1.0)
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    def _health_router(self) -> APIRouter:
+        router = APIRouter(tags=["health"])
+
+        @router.get("/health", summary="The process is alive")
+        async def health() -> dict[str, str]:
+            return {"status": "ok", "service": self.name}
+
+        @router.get("/ready", summary="Database and broker are reachable", response_model=None)
+        async def ready() -> JSONResponse:
+            checks = {"database": self._check_database(), "kafka": self._check_kafka()}
+            results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+            ok = all(result == "ok" for result in results.values())
+            status = 200 if ok else 503
+            return JSONResponse({"status": "ready" if ok else "not ready", "checks": results}, status_code=status)
+
+        @router.get("/asyncapi.json", summary="AsyncAPI document of this service's topics", tags=["docs"])
+        async def asyncapi() -> dict[str, Any]:
+            return self.asyncapi()
+
+        return router
+
+    async def _check_database(self) -> str:
+        try:
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+        except Exception as error:  # a readiness probe reports any failure instead of raising
+            return f"failed: {type(error).__name__}: {error}"
+        return "ok"
+
+    async def _check_kafka(self) -> str:
+        try:
+            reachable = await self.broker.ping(timeout=2)
+        except Exception as error:
+            return f"failed: {type(error).__name__}: {error}"
+        return "ok" if reachable else f"failed: broker {self.settings.kafka_bootstrap_servers} not reachable"

@@ -1,0 +1,1 @@
+"""The partners service: partner registry, purchase intake, offers and settlement."""

@@ -1,0 +1,48 @@
+"""Partners post their customers' purchases here."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.ids import Category, ExternalRef, PartnerId
+from contracts.money import Currency
+from partners.handlers.intake import EventPublisher, PurchaseReport, record_purchases
+
+
+class PurchaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str = Field(min_length=1, max_length=128, description="Same key, same event: retry safely.")
+    customer_ref: ExternalRef
+    purchase_id: ExternalRef
+    amount_minor: int = Field(gt=0, le=10**13, description="Amount in minor units of `currency`.")
+    currency: Currency
+    category: Category | None = None
+    occurred_at: AwareDatetime
+
+
+class Accepted(BaseModel):
+    event_id: uuid.UUID
+    status: str = "accepted"
+
+
+def router(publisher: EventPublisher) -> APIRouter:
+    api = APIRouter(prefix="/v1/partners/{partner_id}", tags=["intake"])
+
+    def get_publisher() -> EventPublisher:
+        return publisher
+
+    Publisher = Annotated[EventPublisher, Depends(get_publisher)]
+
+    @api.post("/purchases", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+    async def post_purchase(
+        partner_id: Annotated[PartnerId, Path()], purchase: PurchaseIn, events: Publisher
+    ) -> Accepted:
+        """Record one purchase. Answered once Kafka confirmed the event."""
+        report = PurchaseReport(**purchase.model_dump())
+        [event_id] = await record_purchases(events, partner_id, [report])
+        return Accepted(event_id=event_id)
+
+    return api

@@ -1,0 +1,1 @@
+"""Partner rules, pure Python: no Kafka, HTTP or SQL here."""

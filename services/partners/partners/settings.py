@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from loyalty_runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    http_port: int = 8101

@@ -1,0 +1,1 @@
+"""The points service: members, earn rules and the one ledger."""

@@ -1,0 +1,1 @@
+"""The ledger's rules, pure Python: no Kafka, HTTP or SQL here."""

@@ -1,0 +1,1 @@
+"""One function per message or command: load, call the domain, save, emit."""

@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from loyalty_runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    http_port: int = 8102
+    consumer_group: str = "points"

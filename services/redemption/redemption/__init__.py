@@ -1,0 +1,1 @@
+"""The redemption service: catalog, orders, vouchers and the redemption saga."""

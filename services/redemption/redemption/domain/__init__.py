@@ -1,0 +1,1 @@
+"""Redemption rules, pure Python: no Kafka, HTTP or SQL here."""

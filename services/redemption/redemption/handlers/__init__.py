@@ -1,0 +1,1 @@
+"""One function per request or message: load, call the domain, save, emit."""
