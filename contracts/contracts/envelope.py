@@ -32,7 +32,9 @@ class Event(Contract):
     occurred_at: UtcDatetime = Field(description="When the fact happened in the world, in UTC.")
     source: str = Field(min_length=1, max_length=64, description="The system that produced the event.")
     correlation_id: uuid.UUID = Field(description="Shared by every message of one business flow.")
-    causation_id: uuid.UUID | None = Field(default=None, description="The event_id of the message that caused this one.")
+    causation_id: uuid.UUID | None = Field(
+        default=None, description="The event_id of the message that caused this one."
+    )
 
     event_type: ClassVar[str]
     event_version: ClassVar[int]

@@ -1,7 +1,7 @@
 """Generate the checked-in JSON Schemas of every event and check them.
 
-    python -m contracts.schemas write   # regenerate; refuses a breaking change
-    python -m contracts.schemas check   # exit 1 when a model and its schema disagree
+python -m contracts.schemas write   # regenerate; refuses a breaking change
+python -m contracts.schemas check   # exit 1 when a model and its schema disagree
 """
 
 from __future__ import annotations
@@ -23,11 +23,7 @@ def schema_path(topic_name: str, event: type[Event]) -> Path:
 
 def generated() -> dict[Path, Schema]:
     """The schema each event model produces now, by the file it belongs in."""
-    return {
-        schema_path(topic.name, event): event.model_json_schema()
-        for topic in ALL_TOPICS
-        for event in topic.events
-    }
+    return {schema_path(topic.name, event): event.model_json_schema() for topic in ALL_TOPICS for event in topic.events}
 
 
 def render(schema: Schema) -> str:

@@ -27,8 +27,9 @@ class Topic:
     adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        union = Union[self.events] if len(self.events) > 1 else self.events[0]  # noqa: UP007
-        decoded = Annotated[union, Field(discriminator="type")] if len(self.events) > 1 else union
+        decoded: Any = self.events[0]
+        if len(self.events) > 1:
+            decoded = Annotated[Union[self.events], Field(discriminator="type")]  # noqa: UP007
         object.__setattr__(self, "adapter", TypeAdapter(decoded))
 
     @property

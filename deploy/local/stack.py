@@ -177,7 +177,9 @@ def fetch_kafka() -> None:
 
 
 def java() -> str:
-    return require_tool("java", "Install a Java 17+ runtime (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`).")
+    return require_tool(
+        "java", "Install a Java 17+ runtime (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`)."
+    )
 
 
 def start_kafka() -> bool:
@@ -366,7 +368,9 @@ def up() -> None:
     for service in SERVICES:
         start_service(service)
     for service in SERVICES:
-        wait_until(f"{service.name} /ready", lambda s=service: ready(s.port), timeout=60, log=LOGS / f"{service.name}.log")
+        wait_until(
+            f"{service.name} /ready", lambda s=service: ready(s.port), timeout=60, log=LOGS / f"{service.name}.log"
+        )
     say(f"everything is up in {time.monotonic() - t0:.1f} s")
     status()
 
@@ -376,12 +380,10 @@ def down(only: dict[str, bool] | None = None) -> None:
     for service in reversed(SERVICES):
         if stop_pid(service.name):
             say(f"stopped {service.name}")
-    if only is None or only.get("kafka"):
-        if stop_pid("kafka", timeout=60):
-            say("stopped Kafka")
-    if only is None or only.get("postgres"):
-        if stop_postgres():
-            say("stopped PostgreSQL")
+    if (only is None or only.get("kafka")) and stop_pid("kafka", timeout=60):
+        say("stopped Kafka")
+    if (only is None or only.get("postgres")) and stop_postgres():
+        say("stopped PostgreSQL")
 
 
 def status() -> None:
@@ -398,7 +400,9 @@ def status() -> None:
     ]
     for service in SERVICES:
         state = "ready" if ready(service.port) else ("starting" if read_pid(service.name) else "down")
-        rows.append((service.name, f"http://127.0.0.1:{service.port}  (docs: /docs)", state, str(LOGS / f"{service.name}.log")))
+        rows.append(
+            (service.name, f"http://127.0.0.1:{service.port}  (docs: /docs)", state, str(LOGS / f"{service.name}.log"))
+        )
     width = max(len(r[1]) for r in rows)
     print(f"\n{'component':<11} {'listens on':<{width}}  {'state':<8} log")
     for name, where, state, log in rows:

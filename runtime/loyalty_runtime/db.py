@@ -67,7 +67,9 @@ async def migrate(dsn: str, directory: Path) -> list[str]:
     try:
         await conn.execute("SELECT pg_advisory_lock(hashtext('schema_migrations'))")
         await conn.execute(_MIGRATIONS_TABLE)
-        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         for path in migration_files(directory):
             sql = path.read_text()
             checksum = hashlib.sha256(sql.encode()).hexdigest()

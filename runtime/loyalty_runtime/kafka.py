@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,10 +57,8 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic], prefix: str = "
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another process
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in missing]
     finally:
         await admin.close()
@@ -135,7 +134,12 @@ async def send_to_dead_letter(publisher: DefaultPublisher, records: Iterable[Rej
         await publisher.publish(record.value or b"", key=record.key, headers=headers)
         log.warning(
             "message sent to dead-letter topic",
-            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": item.reason},
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": item.reason,
+            },
         )
         sent += 1
     return sent

@@ -47,11 +47,11 @@ def instrument_http(app: FastAPI, provider: trace.TracerProvider) -> None:
 
 
 def instrument_database(provider: trace.TracerProvider) -> None:
-    """asyncpg is instrumented process-wide, once; later calls are no-ops."""
+    """asyncpg is instrumented process-wide, once, and only when spans are exported."""
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
     instrumentor = AsyncPGInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
+    if isinstance(provider, TracerProvider) and not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument(tracer_provider=provider)
 
 

@@ -9,6 +9,8 @@ from opentelemetry import trace
 
 from loyalty_runtime.service import ServiceShell
 from points import consumers
+from points.adapters.store import PointsStore
+from points.api import events
 from points.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -25,6 +27,7 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         tracer_provider=tracer_provider,
     )
     consumers.register(shell, settings)
+    shell.app.include_router(events.router(lambda: PointsStore(shell.pool)))
     return shell
 
 

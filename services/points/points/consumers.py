@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 from faststream import AckPolicy, Context
 from faststream.kafka.message import KafkaMessage
@@ -47,7 +48,7 @@ def register(shell: ServiceShell, settings: Settings) -> None:
     )
     async def on_partner_events(
         events: list[PartnerPurchaseRecorded | PartnerRefundRecorded],
-        message: KafkaMessage = Context("message"),
+        message: Annotated[KafkaMessage, Context("message")],
     ) -> None:
         await send_to_dead_letter(dead_letters, rejected(message), shell.name)
         if not events:

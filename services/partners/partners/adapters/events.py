@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from aiokafka.errors import KafkaError
 from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from contracts.envelope import Event
+from partners.handlers.intake import EventsUnavailableError
 
 
 class KafkaEventPublisher:
@@ -16,9 +18,14 @@ class KafkaEventPublisher:
 
     async def publish(self, keyed_events: Sequence[tuple[str, Event]]) -> None:
         # Sent together so the producer batches them; each future resolves on the broker's ack.
-        await asyncio.gather(
-            *(
-                self._publisher.publish(event.model_dump_json().encode(), key=key.encode(), headers={"type": event.type})
-                for key, event in keyed_events
+        try:
+            await asyncio.gather(
+                *(
+                    self._publisher.publish(
+                        event.model_dump_json().encode(), key=key.encode(), headers={"type": event.type}
+                    )
+                    for key, event in keyed_events
+                )
             )
-        )
+        except (KafkaError, TimeoutError, ConnectionError) as error:
+            raise EventsUnavailableError(str(error)) from error

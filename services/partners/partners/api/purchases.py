@@ -3,12 +3,17 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.ids import Category, ExternalRef, PartnerId
 from contracts.money import Currency
-from partners.handlers.intake import EventPublisher, PurchaseReport, record_purchases
+from partners.handlers.intake import EventPublisher, EventsUnavailableError, PurchaseReport, record_purchases
+
+UNAVAILABLE = (
+    "the event broker did not confirm the purchase, so it was not accepted; "
+    "retry with the same idempotency_key (a retry is never counted twice)"
+)
 
 
 class PurchaseIn(BaseModel):
@@ -36,13 +41,21 @@ def router(publisher: EventPublisher) -> APIRouter:
 
     Publisher = Annotated[EventPublisher, Depends(get_publisher)]
 
-    @api.post("/purchases", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+    @api.post(
+        "/purchases",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
+        responses={503: {"description": "Not accepted; retry with the same idempotency key."}},
+    )
     async def post_purchase(
         partner_id: Annotated[PartnerId, Path()], purchase: PurchaseIn, events: Publisher
     ) -> Accepted:
         """Record one purchase. Answered once Kafka confirmed the event."""
         report = PurchaseReport(**purchase.model_dump())
-        [event_id] = await record_purchases(events, partner_id, [report])
+        try:
+            [event_id] = await record_purchases(events, partner_id, [report])
+        except EventsUnavailableError as error:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE, {"Retry-After": "1"}) from error
         return Accepted(event_id=event_id)
 
     return api

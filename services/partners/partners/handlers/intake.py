@@ -16,9 +16,13 @@ from partners.domain.intake import event_id_for, partition_key
 SOURCE = "partners"
 
 
+class EventsUnavailableError(RuntimeError):
+    """The broker did not confirm every event; the caller must not report them as accepted."""
+
+
 class EventPublisher(Protocol):
     async def publish(self, keyed_events: Sequence[tuple[str, Event]]) -> None:
-        """Return only after the broker acknowledged every event (acks=all)."""
+        """Return only after the broker acknowledged every event (acks=all); else raise EventsUnavailableError."""
 
 
 @dataclass(frozen=True)

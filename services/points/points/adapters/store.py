@@ -28,6 +28,14 @@ ON CONFLICT DO NOTHING
 """
 
 
+APPLIED_EVENT = """
+SELECT i.event_id, i.topic, i.received_at, t.kind, t.partner_id, t.customer_ref, t.external_id,
+       t.amount_minor, t.currency
+FROM inbox i LEFT JOIN partner_transactions t USING (event_id)
+WHERE i.event_id = $1
+"""
+
+
 class Transaction:
     """The statements available inside one database transaction."""
 
@@ -62,6 +70,10 @@ class PointsStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    async def applied_event(self, event_id: UUID) -> dict[str, object] | None:
+        row = await self._pool.fetchrow(APPLIED_EVENT, event_id)
+        return dict(row) if row is not None else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -1,0 +1,91 @@
+"""Fixtures shared by every test folder: the real Kafka and PostgreSQL that `make test` provides."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from contracts.topics import ALL_TOPICS
+from loyalty_runtime import db
+from loyalty_runtime.kafka import ensure_topics
+
+SERVICE_MIGRATIONS = {
+    name: Path(__file__).resolve().parent / "services" / name / "migrations"
+    for name in ("partners", "points", "redemption")
+}
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka: str
+    admin_dsn: str
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def infra() -> Infra:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    admin = os.environ.get("TEST_DATABASE_ADMIN_URL")
+    if not kafka or not admin:
+        pytest.fail("integration tests need Kafka and PostgreSQL: run them with `make test`, which starts both")
+    return Infra(kafka=kafka, admin_dsn=admin, run_id=uuid.uuid4().hex[:8])
+
+
+@pytest.fixture(scope="session")
+async def _topic_prefixes(infra: Infra) -> AsyncIterator[list[str]]:
+    prefixes: list[str] = []
+    yield prefixes
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if any(t.startswith(p) for p in prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def topic_prefix(infra: Infra, _topic_prefixes: list[str]) -> str:
+    """A fresh namespace of every topic, so each test reads only its own messages."""
+    prefix = f"test-{infra.run_id}-{uuid.uuid4().hex[:6]}."
+    _topic_prefixes.append(prefix)
+    await ensure_topics(infra.kafka, ALL_TOPICS, prefix)
+    return prefix
+
+
+@pytest.fixture(scope="session")
+async def _templates(infra: Infra) -> AsyncIterator[dict[str, str]]:
+    """Each service's migrations applied once into a template database (pgqueuer's trick)."""
+    templates: dict[str, str] = {}
+    for service, migrations in SERVICE_MIGRATIONS.items():
+        name = f"tpl_{service}_{infra.run_id}"
+        await db.ensure_database(infra.admin_dsn, name)
+        await db.migrate(db.with_database(infra.admin_dsn, name), migrations)
+        templates[service] = name
+    yield templates
+    for name in templates.values():
+        await db.drop_database(infra.admin_dsn, name)
+
+
+@pytest.fixture
+async def database(infra: Infra, _templates: dict[str, str]) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """`await database("points")` gives the DSN of a new, migrated database for this test only."""
+    created: list[str] = []
+
+    async def make(service: str) -> str:
+        name = f"t_{service}_{uuid.uuid4().hex[:10]}"
+        await db.ensure_database(infra.admin_dsn, name, template=_templates[service])
+        created.append(name)
+        return db.with_database(infra.admin_dsn, name)
+
+    yield make
+    for name in created:
+        await db.drop_database(infra.admin_dsn, name)

@@ -1,0 +1,1 @@
+"""FastAPI routers: parse, authorise, call a handler, shape the answer."""

@@ -1,0 +1,52 @@
+"""Run services in the test process, against the real broker and database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from opentelemetry import trace
+
+import partners.app
+import partners.settings
+import points.app
+import points.settings
+from loyalty_runtime.service import ServiceShell
+
+
+def points_service(
+    kafka: str, dsn: str, prefix: str, *, provider: trace.TracerProvider | None = None, group: str | None = None
+) -> ServiceShell:
+    settings = points.settings.Settings(
+        environment="test",
+        database_url=dsn,
+        kafka_bootstrap_servers=kafka,
+        kafka_topic_prefix=prefix,
+        consumer_group=group or f"points-{uuid.uuid4().hex[:8]}",
+    )
+    return points.app.build(settings, tracer_provider=provider)
+
+
+def partners_service(
+    kafka: str, dsn: str, prefix: str, *, provider: trace.TracerProvider | None = None
+) -> ServiceShell:
+    settings = partners.settings.Settings(
+        environment="test", database_url=dsn, kafka_bootstrap_servers=kafka, kafka_topic_prefix=prefix
+    )
+    return partners.app.build(settings, tracer_provider=provider)
+
+
+@asynccontextmanager
+async def running(shell: ServiceShell) -> AsyncIterator[ServiceShell]:
+    await shell.start()
+    try:
+        yield shell
+    finally:
+        await shell.stop()
+
+
+def http(shell: ServiceShell) -> httpx.AsyncClient:
+    """An HTTP client that talks to the service's app in-process."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=shell.app), base_url=f"http://{shell.name}")

@@ -1,0 +1,51 @@
+"""The shape of the repository that every reader relies on."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("partners", "points", "redemption")
+IO_MODULES = {"asyncpg", "aiokafka", "faststream", "fastapi", "httpx", "starlette", "loyalty_runtime"}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_imports_no_other_service(service: str):
+    others = set(SERVICES) - {service}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imports(path) & others)
+        for path in (ROOT / "services" / service).rglob("*.py")
+        if imports(path) & others
+    }
+    assert offenders == {}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_the_same_rooms(service: str):
+    base = ROOT / "services" / service
+    for room in ("domain", "handlers", "adapters", "api"):
+        assert (base / service / room / "__init__.py").exists(), f"{service} lacks {room}/"
+    for file in ("settings.py", "app.py", "__main__.py"):
+        assert (base / service / file).exists(), f"{service} lacks {file}"
+    assert sorted((base / "migrations").glob("0001_*.sql")), f"{service} lacks its first migration"
+    assert (base / "pyproject.toml").exists()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_domain_code_is_free_of_kafka_http_and_sql(service: str):
+    for path in (ROOT / "services" / service / service / "domain").rglob("*.py"):
+        assert imports(path) & IO_MODULES == set(), path
