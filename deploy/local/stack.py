@@ -380,7 +380,7 @@ def down(only: dict[str, bool] | None = None) -> None:
     for service in reversed(SERVICES):
         if stop_pid(service.name):
             say(f"stopped {service.name}")
-    if (only is None or only.get("kafka")) and stop_pid("kafka", timeout=60):
+    if (only is None or only.get("kafka")) and stop_pid("kafka", timeout=20):
         say("stopped Kafka")
     if (only is None or only.get("postgres")) and stop_postgres():
         say("stopped PostgreSQL")
