@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:55432"
 LOCAL_KAFKA = "127.0.0.1:19092"
+LOCAL_JWT_SECRET = "local-only-jwt-secret-do-not-use-in-production"
 
 
 class ServiceSettings(BaseSettings):
@@ -26,11 +27,15 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    jwt_secret: str = Field(default=LOCAL_JWT_SECRET, min_length=32, description="Verifies member and ops tokens.")
 
     @model_validator(mode="after")
     def _refuse_local_defaults_in_production(self) -> ServiceSettings:
-        if self.environment == "production" and not self.database_url:
-            raise ValueError("DATABASE_URL must be set when ENVIRONMENT=production")
+        if self.environment == "production":
+            if not self.database_url:
+                raise ValueError("DATABASE_URL must be set when ENVIRONMENT=production")
+            if self.jwt_secret == LOCAL_JWT_SECRET:
+                raise ValueError("JWT_SECRET must be set to a real secret when ENVIRONMENT=production")
         return self
 
     def dsn(self, local_database: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import Field
@@ -17,6 +18,15 @@ class PurchasePayload(Contract):
     purchase_id: ExternalRef = Field(description="The partner's order id; unique per partner.")
     amount: Money
     category: Category | None = Field(default=None, description="Category for category-specific earn rates.")
+    points: int | None = Field(
+        default=None,
+        ge=0,
+        le=10**12,
+        description="Points earned under the partner's earn contract, computed by the partners service at intake.",
+    )
+    contract_valid_from: date | None = Field(
+        default=None, description="The earn contract version (its first day) that `points` was computed with."
+    )
 
 
 class RefundPayload(Contract):

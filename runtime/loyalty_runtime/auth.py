@@ -1,0 +1,123 @@
+"""Bearer tokens for members and ops (JWT, HS256), and the FastAPI dependencies that check them.
+
+Tokens come from the bank's identity provider in production; `python -m loyalty_runtime.auth`
+mints them from the shared secret for local runs, demos and tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from loyalty_runtime.settings import LOCAL_JWT_SECRET
+
+ISSUER = "loyalty-identity"
+AUDIENCE = "loyalty"
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    OPS = "ops"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: Role
+
+    def may_act_for(self, member_id: uuid.UUID) -> bool:
+        """Ops may act for any member; a member only for itself."""
+        return self.role is Role.OPS or self.subject == str(member_id)
+
+
+class TokenError(Exception):
+    pass
+
+
+class TokenAuthority:
+    def __init__(self, secret: str) -> None:
+        if len(secret) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters")
+        self._secret = secret
+
+    def issue(self, subject: str, role: Role, ttl: timedelta = timedelta(hours=12)) -> str:
+        now = datetime.now(UTC)
+        claims = {"sub": subject, "role": role.value, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["sub", "role", "exp"]},
+            )
+            return Principal(subject=str(claims["sub"]), role=Role(claims["role"]))
+        except (jwt.PyJWTError, ValueError) as error:
+            raise TokenError(str(error)) from error
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT issued to a member or to ops staff.")
+
+
+def principal_dependency(authority: Callable[[], TokenAuthority]) -> Callable[..., Principal]:
+    """A FastAPI dependency that answers 401 unless the request carries a valid bearer token."""
+
+    def current_principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing bearer token: send 'Authorization: Bearer <token>'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            return authority().verify(credentials.credentials)
+        except TokenError as error:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, f"invalid bearer token: {error}", {"WWW-Authenticate": "Bearer"}
+            ) from error
+
+    return current_principal
+
+
+def require_ops(principal: Principal) -> Principal:
+    if principal.role is not Role.OPS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this endpoint needs an ops token")
+    return principal
+
+
+def require_member_access(principal: Principal, member_id: uuid.UUID) -> None:
+    if not principal.may_act_for(member_id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a member may only act on its own points")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    parser = argparse.ArgumentParser(description="Mint a bearer token from JWT_SECRET (local runs and tests).")
+    parser.add_argument("--role", choices=[r.value for r in Role], required=True)
+    parser.add_argument("--subject", required=True, help="member id for members; a staff id for ops")
+    parser.add_argument("--hours", type=int, default=12)
+    args = parser.parse_args(argv)
+    authority = TokenAuthority(os.environ.get("JWT_SECRET", LOCAL_JWT_SECRET))
+    print(authority.issue(args.subject, Role(args.role), timedelta(hours=args.hours)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
