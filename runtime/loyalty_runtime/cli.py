@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -27,12 +27,21 @@ async def migrate(shell: ServiceShell) -> list[str]:
     return await db.migrate(shell.dsn, shell.migrations)
 
 
-def main(build: Callable[[], ServiceShell], argv: list[str] | None = None) -> int:
+Command = Callable[[ServiceShell], Awaitable[int]]
+"""A service's own command, e.g. points' `verify`; returns the exit code."""
+
+
+def main(
+    build: Callable[[], ServiceShell], argv: list[str] | None = None, commands: dict[str, Command] | None = None
+) -> int:
+    extra = commands or {}
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["migrate", "serve", "asyncapi"])
+    parser.add_argument("command", choices=["migrate", "serve", "asyncapi", *extra])
     args = parser.parse_args(argv)
     shell = build()
     configure_logging(shell.name, shell.settings.log_level)
+    if args.command in extra:
+        return asyncio.run(extra[args.command](shell))
     if args.command == "asyncapi":
         print(json.dumps(shell.asyncapi(), indent=2, sort_keys=True))
         return 0

@@ -72,12 +72,20 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The record behind a decoded event, and its headers (trace context among them)."""
+
+    record: ConsumerRecord[Any, Any]
+    headers: dict[str, str]
+
+
 class EnvelopeBatchDecoder:
     """FastStream decoder for batch subscribers: validates each record on its own.
 
     Valid events reach the handler as models; invalid records are kept on the message
-    (see `rejected` and `accepted_headers`) so that the handler sends them to the
-    dead-letter topic instead of failing the whole batch.
+    (see `rejected`, and `accepted` for the records of the valid ones, in the same order)
+    so that the handler sends them to the dead-letter topic instead of failing the batch.
     """
 
     def __init__(self, topic: Topic) -> None:
@@ -86,16 +94,16 @@ class EnvelopeBatchDecoder:
     async def __call__(self, message: KafkaMessage) -> list[Event]:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message  # type: ignore[assignment]
         events: list[Event] = []
-        headers: list[dict[str, str]] = []
+        accepted: list[Accepted] = []
         rejected: list[Rejected] = []
         for record, record_headers in zip(records, message.batch_headers, strict=True):
             try:
                 events.append(self._topic.decode(record.value or b""))
-                headers.append(record_headers)
+                accepted.append(Accepted(record, record_headers))
             except ValidationError as error:
                 rejected.append(Rejected(record, _reason(error)))
         message.rejected = rejected  # type: ignore[attr-defined]
-        message.accepted_headers = headers  # type: ignore[attr-defined]
+        message.accepted = accepted  # type: ignore[attr-defined]
         return events
 
 
@@ -104,8 +112,8 @@ def rejected(message: KafkaMessage) -> list[Rejected]:
     return found
 
 
-def accepted_headers(message: KafkaMessage) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = getattr(message, "accepted_headers", [])
+def accepted(message: KafkaMessage) -> list[Accepted]:
+    found: list[Accepted] = getattr(message, "accepted", [])
     return found
 
 

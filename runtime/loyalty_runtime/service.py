@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 from opentelemetry import trace
@@ -66,6 +66,16 @@ class ServiceShell:
 
     def topic(self, name: str) -> str:
         return self.settings.kafka_topic_prefix + name
+
+    def map_errors(self, statuses: dict[type[Exception], int]) -> None:
+        """Answer these domain errors with the given HTTP status and the error's own message."""
+
+        async def answer(_request: Request, error: Exception) -> JSONResponse:
+            status = next(code for kind, code in statuses.items() if isinstance(error, kind))
+            return JSONResponse({"detail": str(error)}, status_code=status)
+
+        for kind in statuses:
+            self.app.add_exception_handler(kind, answer)
 
     def add_background(self, name: str, task: BackgroundTask) -> None:
         self._background.append((name, task))

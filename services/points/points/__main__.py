@@ -1,4 +1,5 @@
 from loyalty_runtime.cli import main
 from points.app import build
+from points.cli import COMMANDS
 
-raise SystemExit(main(build))
+raise SystemExit(main(build, commands=COMMANDS))

@@ -1,19 +1,33 @@
-"""Wiring only: settings, shell, consumers, routers."""
+"""Wiring only: settings, shell, consumers, relay, jobs, routers."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, status
 from opentelemetry import trace
 
+from contracts.events.ledger import PointsCredited, PointsDebited
+from contracts.topics import LEDGER_EVENTS
+from loyalty_runtime.auth import TokenAuthority, principal_dependency
+from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
 from points import consumers
+from points.adapters.card_rates import CardRatesCache
 from points.adapters.store import PointsStore
-from points.api import events
+from points.api import events, members, ops
+from points.handlers.earn import UnprocessableEventError
+from points.handlers.expiry import ExpiryOutcome, run_expiry
+from points.handlers.ledger_events import LedgerEventWriter
+from points.handlers.members import IdentifierTakenError, MemberNotFoundError
+from points.handlers.queries import BadCursorError
 from points.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProvider | None = None) -> ServiceShell:
@@ -26,8 +40,54 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         description="Members, earn rules and the points ledger.",
         tracer_provider=tracer_provider,
     )
-    consumers.register(shell, settings)
-    shell.app.include_router(events.router(lambda: PointsStore(shell.pool)))
+
+    def store() -> PointsStore:
+        return PointsStore(shell.pool)
+
+    writer = LedgerEventWriter(settings.kafka_topic_prefix)
+    consumers.register(shell, settings, CardRatesCache(store), writer)
+
+    ledger_publisher = shell.broker.publisher(
+        writer.topic,
+        title="ledger events",
+        description=LEDGER_EVENTS.description,
+        schema=PointsCredited | PointsDebited,
+    )
+
+    async def publish(topic: str, key: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = await ledger_publisher.publish(
+            payload, topic=topic, key=key.encode(), headers=headers, no_confirm=True
+        )
+        return future
+
+    relay = OutboxRelay(lambda: shell.pool, publish)
+    shell.add_background("outbox relay", relay.run)
+
+    async def expire_now() -> ExpiryOutcome:
+        return await run_expiry(store(), writer, datetime.now(UTC))
+
+    async def expiry_schedule() -> None:
+        while True:
+            outcome = await expire_now()
+            if outcome.lots:
+                log.info("lots expired", extra={"lots": outcome.lots, "points": outcome.points})
+            await asyncio.sleep(settings.expiry_interval_seconds)
+
+    shell.add_background("expiry", expiry_schedule)
+
+    authority = TokenAuthority(settings.jwt_secret)
+    authenticate = principal_dependency(lambda: authority)
+    shell.app.include_router(members.router(store, writer, authenticate))
+    shell.app.include_router(ops.router(store, expire_now, authenticate))
+    shell.app.include_router(events.router(store, authenticate))
+    shell.map_errors(
+        {
+            MemberNotFoundError: status.HTTP_404_NOT_FOUND,
+            IdentifierTakenError: status.HTTP_409_CONFLICT,
+            BadCursorError: status.HTTP_400_BAD_REQUEST,
+            UnprocessableEventError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+        }
+    )
     return shell
 
 

@@ -3,56 +3,103 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated
 
 from faststream import AckPolicy, Context
 from faststream.kafka.message import KafkaMessage
+from faststream.kafka.publisher.usecase import DefaultPublisher
 
+from contracts.envelope import Event
+from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
-from contracts.topics import PARTNER_PURCHASES
+from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES, Topic
 from loyalty_runtime.kafka import (
     BATCH_MAX_RECORDS,
     BATCH_WAIT_MS,
     EnvelopeBatchDecoder,
-    accepted_headers,
+    Rejected,
+    accepted,
     rejected,
     send_to_dead_letter,
 )
 from loyalty_runtime.service import ServiceShell
 from loyalty_runtime.telemetry import message_spans
+from points.adapters.card_rates import CardRatesCache
 from points.adapters.store import PointsStore
-from points.handlers.partner_events import apply_partner_events
+from points.handlers.earn import Fact, UnprocessableEventError, apply_earn_batch, to_fact
+from points.handlers.ledger_events import LedgerEventWriter
 from points.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def register(shell: ServiceShell, settings: Settings) -> None:
-    topic = shell.topic(PARTNER_PURCHASES.name)
-    dead_letters = shell.broker.publisher(
-        shell.topic(PARTNER_PURCHASES.dead_letter),
-        title="partner purchases: dead letters",
-        description="Partner events the points service could not accept, unchanged, with a dlq-reason header.",
-    )
+class EarnConsumer:
+    """Consumes one earn topic in batches: one database transaction per batch."""
 
-    @shell.broker.subscriber(
-        topic,
-        group_id=settings.consumer_group,
-        batch=True,
-        max_records=BATCH_MAX_RECORDS,
-        batch_timeout_ms=BATCH_WAIT_MS,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=EnvelopeBatchDecoder(PARTNER_PURCHASES),
-        title="partner purchases and refunds",
-    )
+    def __init__(
+        self, shell: ServiceShell, settings: Settings, topic: Topic, rates: CardRatesCache, events: LedgerEventWriter
+    ) -> None:
+        self.shell = shell
+        self.settings = settings
+        self.topic = topic
+        self.name = shell.topic(topic.name)
+        self.rates = rates
+        self.events = events
+        self.dead_letters: DefaultPublisher = shell.broker.publisher(
+            shell.topic(topic.dead_letter),
+            title=f"{topic.name}: dead letters",
+            description="Messages the points service could not accept, unchanged, with a dlq-reason header.",
+        )
+
+    def subscriber_options(self) -> dict[str, object]:
+        return {
+            "group_id": self.settings.consumer_group,
+            "batch": True,
+            "max_records": BATCH_MAX_RECORDS,
+            "batch_timeout_ms": BATCH_WAIT_MS,
+            "auto_offset_reset": "earliest",
+            "ack_policy": AckPolicy.NACK_ON_ERROR,
+            "decoder": EnvelopeBatchDecoder(self.topic),
+            "title": self.topic.description,
+        }
+
+    async def consume(self, events: Sequence[Event], message: KafkaMessage) -> None:
+        refused = rejected(message)
+        rates = await self.rates.get()
+        facts: list[Fact] = []
+        headers: list[dict[str, str]] = []
+        for event, origin in zip(events, accepted(message), strict=True):
+            try:
+                facts.append(to_fact(event, rates))
+                headers.append(origin.headers)
+            except UnprocessableEventError as error:
+                refused.append(Rejected(origin.record, str(error)))
+        await send_to_dead_letter(self.dead_letters, refused, self.shell.name)
+        if not facts:
+            return
+        correlations = {e.event_id: e.correlation_id for e in events}
+        with message_spans(self.shell.tracer, f"points apply {self.topic.name}", headers):
+            outcome = await apply_earn_batch(
+                PointsStore(self.shell.pool), self.name, facts, correlations, self.events, self.settings.lot_validity
+            )
+        log.debug("earn batch applied", extra={"topic": self.name, **outcome.counts})
+
+
+def register(shell: ServiceShell, settings: Settings, rates: CardRatesCache, events: LedgerEventWriter) -> None:
+    partner = EarnConsumer(shell, settings, PARTNER_PURCHASES, rates, events)
+    card = EarnConsumer(shell, settings, CARD_TRANSACTIONS, rates, events)
+
+    @shell.broker.subscriber(partner.name, **partner.subscriber_options())  # type: ignore[call-overload]
     async def on_partner_events(
-        events: list[PartnerPurchaseRecorded | PartnerRefundRecorded],
+        batch: list[PartnerPurchaseRecorded | PartnerRefundRecorded],
         message: Annotated[KafkaMessage, Context("message")],
     ) -> None:
-        await send_to_dead_letter(dead_letters, rejected(message), shell.name)
-        if not events:
-            return
-        with message_spans(shell.tracer, "points apply partner event", accepted_headers(message)):
-            outcome = await apply_partner_events(PointsStore(shell.pool), topic, events)
-        log.debug("partner events applied", extra={"applied": outcome.applied, "duplicates": outcome.duplicates})
+        await partner.consume(batch, message)
+
+    @shell.broker.subscriber(card.name, **card.subscriber_options())  # type: ignore[call-overload]
+    async def on_card_transactions(
+        batch: list[CardPurchasePosted | CardReversalPosted],
+        message: Annotated[KafkaMessage, Context("message")],
+    ) -> None:
+        await card.consume(batch, message)

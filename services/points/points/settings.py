@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from pydantic import Field
+
 from loyalty_runtime.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
     http_port: int = 8102
     consumer_group: str = "points"
+    lot_validity_days: int = Field(default=730, ge=1, description="How long earned points stay valid.")
+    expiry_interval_seconds: float = Field(default=60.0, gt=0, description="How often the expiry job runs.")
+
+    @property
+    def lot_validity(self) -> timedelta:
+        return timedelta(days=self.lot_validity_days)

@@ -1,14 +1,33 @@
-"""PostgreSQL persistence of the points service (asyncpg, hand-written SQL, batch parameters)."""
+"""PostgreSQL persistence of the points service: hand-written SQL with array parameters.
+
+Every write of a consumer batch is one statement per table (`unnest` of arrays), rows are
+locked in sorted order, and the whole batch is one transaction (DESIGN.md, Performance model).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from uuid import UUID
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
+import orjson
 
-from points.domain.earn import PartnerTransaction
+from points.domain.card_rates import CardRate
+from points.domain.earning import Earning, Reverse
+from points.domain.ledger import (
+    Account,
+    AccountKind,
+    Changes,
+    Lot,
+    kind_of,
+    member_account,
+    member_of,
+    receivable_account,
+)
 
 CLAIM_INBOX = """
 INSERT INTO inbox (event_id, topic)
@@ -17,65 +36,408 @@ ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
 
-INSERT_PARTNER_TRANSACTIONS = """
-INSERT INTO partner_transactions
-    (event_id, kind, partner_id, customer_ref, external_id, purchase_id, amount_minor, currency, category, occurred_at)
+ENSURE_IDENTIFIERS = """
+INSERT INTO identifiers (identifier) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING
+"""
+
+LOCK_IDENTIFIERS_SHARED = """
+SELECT identifier, member_id FROM identifiers WHERE identifier = ANY($1::text[]) ORDER BY identifier FOR SHARE
+"""
+
+LOCK_IDENTIFIER = "SELECT identifier, member_id FROM identifiers WHERE identifier = $1 FOR UPDATE"
+
+LINK_IDENTIFIER = "UPDATE identifiers SET member_id = $2, linked_at = $3 WHERE identifier = $1"
+
+ENSURE_ACCOUNTS = """
+INSERT INTO accounts (account_id, kind, member_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])
+ON CONFLICT (account_id) DO NOTHING
+"""
+
+LOCK_ACCOUNTS = """
+SELECT account_id, kind, debits_posted, credits_posted, debits_pending, credits_pending
+FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
+"""
+
+LIVE_LOTS = """
+SELECT lot_id, account_id, amount, remaining, earned_at, expires_at
+FROM lots WHERE account_id = ANY($1::text[]) AND remaining > 0
+"""
+
+INSERT_TRANSFERS = """
+INSERT INTO transfers
+    (transfer_id, debit_account, credit_account, amount, reason, cause_event_id, occurred_at, expires_at, memo)
 SELECT * FROM unnest(
-    $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
-    $10::timestamptz[]
+    $1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::uuid[], $7::timestamptz[],
+    $8::timestamptz[], $9::jsonb[]
 )
-ON CONFLICT DO NOTHING
 """
 
-
-APPLIED_EVENT = """
-SELECT i.event_id, i.topic, i.received_at, t.kind, t.partner_id, t.customer_ref, t.external_id,
-       t.amount_minor, t.currency
-FROM inbox i LEFT JOIN partner_transactions t USING (event_id)
-WHERE i.event_id = $1
+INSERT_LOTS = """
+INSERT INTO lots (lot_id, account_id, amount, remaining, earned_at, expires_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
 """
+
+UPDATE_LOTS = """
+UPDATE lots l SET remaining = u.remaining
+FROM unnest($1::uuid[], $2::bigint[]) AS u(lot_id, remaining)
+WHERE l.lot_id = u.lot_id
+"""
+
+INSERT_LOT_DEBITS = """
+INSERT INTO lot_debits (transfer_id, lot_id, amount)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
+"""
+
+APPLY_DELTAS = """
+UPDATE accounts a
+SET debits_posted = a.debits_posted + d.debits, credits_posted = a.credits_posted + d.credits
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(account_id, debits, credits)
+WHERE a.account_id = d.account_id
+"""
+
+LOAD_EARNINGS = """
+SELECT source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor, points_reversed
+FROM earnings WHERE source_key = ANY($1::text[]) ORDER BY source_key FOR UPDATE
+"""
+
+INSERT_EARNINGS = """
+INSERT INTO earnings
+    (source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor,
+     points_reversed, occurred_at)
+SELECT * FROM unnest(
+    $1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
+    $9::bigint[], $10::timestamptz[]
+)
+"""
+
+UPDATE_EARNINGS = """
+UPDATE earnings e SET refunded_minor = u.refunded, points_reversed = u.reversed
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(source_key, refunded, reversed)
+WHERE e.source_key = u.source_key
+"""
+
+LOAD_PARKED = """
+SELECT event_id, source_key, amount_minor, currency, occurred_at, reason, memo
+FROM parked_reversals WHERE source_key = ANY($1::text[]) ORDER BY parked_at, event_id
+"""
+
+PARK = """
+INSERT INTO parked_reversals (event_id, source_key, amount_minor, currency, occurred_at, reason, memo)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[], $6::text[], $7::jsonb[])
+"""
+
+UNPARK = "DELETE FROM parked_reversals WHERE event_id = ANY($1::uuid[])"
+
+CARD_RATES = "SELECT mcc, valid_from, points_per_unit FROM card_earn_rates"
+
+ADD_CARD_RATE = """
+INSERT INTO card_earn_rates (mcc, valid_from, points_per_unit) VALUES ($1, $2, $3)
+ON CONFLICT (mcc, valid_from) DO NOTHING RETURNING mcc
+"""
+
+ENQUEUE = """
+INSERT INTO outbox (topic, key, payload, headers)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
+"""
+
+DUE_LOT_ACCOUNTS = """
+SELECT DISTINCT account_id FROM (
+    SELECT account_id FROM lots WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2
+) due
+"""
+
+CREATE_MEMBER = """
+WITH m AS (INSERT INTO members (member_id, display_name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING member_id)
+INSERT INTO accounts (account_id, kind, member_id) SELECT $3, 'member', member_id FROM m
+RETURNING account_id
+"""
+
+MEMBER_EXISTS = "SELECT 1 FROM members WHERE member_id = $1"
+
+BALANCE = """
+SELECT credits_posted - debits_posted AS posted, debits_pending AS pending,
+       credits_posted - debits_posted - debits_pending AS available,
+       COALESCE((SELECT debits_posted - credits_posted FROM accounts r WHERE r.account_id = $2), 0) AS owed,
+       COALESCE((SELECT sum(remaining) FROM lots
+                 WHERE lots.account_id = $1 AND remaining > 0 AND expires_at <= now() + $3::interval), 0)
+           AS expiring_soon
+FROM accounts WHERE account_id = $1
+"""
+
+LOTS_PAGE = """
+SELECT lot_id, amount, remaining, earned_at, expires_at FROM lots
+WHERE account_id = $1 AND remaining > 0 AND (expires_at, lot_id) > ($2, $3)
+ORDER BY expires_at, lot_id LIMIT $4
+"""
+
+HISTORY_PAGE = """
+SELECT * FROM (
+    (SELECT seq, transfer_id, 'debit' AS direction, credit_account AS counterparty, amount, reason, cause_event_id,
+            occurred_at, posted_at, expires_at, memo
+     FROM transfers WHERE debit_account = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3)
+    UNION ALL
+    (SELECT seq, transfer_id, 'credit', debit_account, amount, reason, cause_event_id,
+            occurred_at, posted_at, expires_at, memo
+     FROM transfers WHERE credit_account = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3)
+) both_sides ORDER BY seq DESC LIMIT $3
+"""
+
+IDENTIFIERS_OF = "SELECT identifier, linked_at FROM identifiers WHERE member_id = $1 ORDER BY linked_at, identifier"
+
+TRANSFERS_OF_EVENT = """
+SELECT transfer_id, debit_account, credit_account, amount, reason, occurred_at, posted_at
+FROM transfers WHERE cause_event_id = $1 ORDER BY seq
+"""
+
+INBOX_ENTRY = "SELECT event_id, topic, received_at FROM inbox WHERE event_id = $1"
+
+
+def _json(memo: Any) -> str:
+    return orjson.dumps(memo).decode()
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
 
 
 class Transaction:
     """The statements available inside one database transaction."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
+        self.conn = conn
 
-    async def claim_inbox(self, topic: str, event_ids: Sequence[UUID]) -> set[UUID]:
+    async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record the ids in the inbox; returns those seen for the first time."""
-        rows = await self._conn.fetch(CLAIM_INBOX, list(event_ids), topic)
+        rows = await self.conn.fetch(CLAIM_INBOX, list(event_ids), topic)
         return {row["event_id"] for row in rows}
 
-    async def insert_partner_transactions(self, items: Sequence[PartnerTransaction]) -> None:
-        if not items:
+    async def lock_identifiers(self, identifiers: Iterable[str]) -> dict[str, uuid.UUID | None]:
+        """Create unknown identifiers, then share-lock all of them: a concurrent link waits for us."""
+        wanted = sorted(set(identifiers))
+        if not wanted:
+            return {}
+        await self.conn.execute(ENSURE_IDENTIFIERS, wanted)
+        rows = await self.conn.fetch(LOCK_IDENTIFIERS_SHARED, wanted)
+        return {row["identifier"]: row["member_id"] for row in rows}
+
+    async def lock_identifier(self, identifier: str) -> uuid.UUID | None:
+        await self.conn.execute(ENSURE_IDENTIFIERS, [identifier])
+        row = await self.conn.fetchrow(LOCK_IDENTIFIER, identifier)
+        assert row is not None
+        member: uuid.UUID | None = row["member_id"]
+        return member
+
+    async def link_identifier(self, identifier: str, member_id: uuid.UUID, at: datetime) -> None:
+        await self.conn.execute(LINK_IDENTIFIER, identifier, member_id, at)
+
+    async def ensure_accounts(self, account_ids: Iterable[str]) -> None:
+        ids = sorted(set(account_ids))
+        kinds = [kind_of(a) for a in ids]
+        members = [
+            member_of(a) if k in (AccountKind.MEMBER, AccountKind.RECEIVABLE) else None
+            for a, k in zip(ids, kinds, strict=True)
+        ]
+        await self.conn.execute(ENSURE_ACCOUNTS, ids, [k.value for k in kinds], members)
+
+    async def lock_accounts(self, account_ids: Iterable[str]) -> list[Account]:
+        """Lock the accounts that exist, in account id order so that concurrent batches never deadlock."""
+        rows = await self.conn.fetch(LOCK_ACCOUNTS, sorted(set(account_ids)))
+        return [
+            Account(r["account_id"], AccountKind(r["kind"]), r["debits_posted"], r["credits_posted"],
+                    r["debits_pending"], r["credits_pending"])
+            for r in rows
+        ]  # fmt: skip
+
+    async def live_lots(self, account_ids: Iterable[str]) -> list[Lot]:
+        ids = sorted(set(account_ids))
+        if not ids:
+            return []
+        rows = await self.conn.fetch(LIVE_LOTS, ids)
+        return [
+            Lot(r["lot_id"], r["account_id"], r["amount"], r["remaining"], r["earned_at"], r["expires_at"])
+            for r in rows
+        ]
+
+    async def write(self, changes: Changes) -> None:
+        """Persist what a `Book` did: transfers, lots, lot debits and balances."""
+        transfers = changes.transfers
+        if not transfers:
             return
-        await self._conn.execute(
-            INSERT_PARTNER_TRANSACTIONS,
-            [t.event_id for t in items],
-            [t.kind for t in items],
-            [t.partner_id for t in items],
-            [t.customer_ref for t in items],
-            [t.external_id for t in items],
-            [t.purchase_id for t in items],
-            [t.amount_minor for t in items],
-            [t.currency for t in items],
-            [t.category for t in items],
-            [t.occurred_at for t in items],
+        await self.conn.execute(
+            INSERT_TRANSFERS,
+            [t.transfer_id for t in transfers],
+            [t.debit_account for t in transfers],
+            [t.credit_account for t in transfers],
+            [t.amount for t in transfers],
+            [t.reason for t in transfers],
+            [t.cause_event_id for t in transfers],
+            [t.occurred_at for t in transfers],
+            [t.expires_at for t in transfers],
+            [_json(t.memo) for t in transfers],
         )
+        if changes.new_lots:
+            lots = changes.new_lots
+            await self.conn.execute(
+                INSERT_LOTS,
+                [x.lot_id for x in lots],
+                [x.account_id for x in lots],
+                [x.amount for x in lots],
+                [x.remaining for x in lots],
+                [x.earned_at for x in lots],
+                [x.expires_at for x in lots],
+            )
+        if changes.lot_remaining:
+            await self.conn.execute(UPDATE_LOTS, list(changes.lot_remaining), list(changes.lot_remaining.values()))
+        if changes.lot_debits:
+            debits = changes.lot_debits
+            await self.conn.execute(
+                INSERT_LOT_DEBITS,
+                [d.transfer_id for d in debits],
+                [d.lot_id for d in debits],
+                [d.amount for d in debits],
+            )
+        ids = sorted(changes.deltas)
+        await self.conn.execute(
+            APPLY_DELTAS, ids, [changes.deltas[a][0] for a in ids], [changes.deltas[a][1] for a in ids]
+        )
+
+    async def earnings(self, source_keys: Iterable[str]) -> dict[str, Earning]:
+        keys = sorted(set(source_keys))
+        if not keys:
+            return {}
+        rows = await self.conn.fetch(LOAD_EARNINGS, keys)
+        return {
+            r["source_key"]: Earning(
+                r["source_key"], r["event_id"], r["identifier"], r["issuer_account"], r["amount_minor"],
+                r["currency"], r["points"], r["refunded_minor"], r["points_reversed"],
+            )
+            for r in rows
+        }  # fmt: skip
+
+    async def save_earnings(
+        self, new: Sequence[Earning], occurred: dict[str, datetime], changed: Sequence[Earning]
+    ) -> None:
+        if new:
+            await self.conn.execute(
+                INSERT_EARNINGS,
+                [e.source_key for e in new],
+                [e.event_id for e in new],
+                [e.identifier for e in new],
+                [e.issuer_account for e in new],
+                [e.amount_minor for e in new],
+                [e.currency for e in new],
+                [e.points for e in new],
+                [e.refunded_minor for e in new],
+                [e.points_reversed for e in new],
+                [occurred[e.source_key] for e in new],
+            )
+        if changed:
+            await self.conn.execute(
+                UPDATE_EARNINGS,
+                [e.source_key for e in changed],
+                [e.refunded_minor for e in changed],
+                [e.points_reversed for e in changed],
+            )
+
+    async def parked(self, source_keys: Iterable[str]) -> dict[str, list[Reverse]]:
+        keys = sorted(set(source_keys))
+        if not keys:
+            return {}
+        found: dict[str, list[Reverse]] = {}
+        for r in await self.conn.fetch(LOAD_PARKED, keys):
+            found.setdefault(r["source_key"], []).append(
+                Reverse(r["event_id"], r["source_key"], r["amount_minor"], r["currency"], r["occurred_at"],
+                        r["reason"], orjson.loads(r["memo"]))
+            )  # fmt: skip
+        return found
+
+    async def park(self, reversals: Sequence[Reverse]) -> None:
+        if reversals:
+            await self.conn.execute(
+                PARK,
+                [r.event_id for r in reversals],
+                [r.source_key for r in reversals],
+                [r.amount_minor for r in reversals],
+                [r.currency for r in reversals],
+                [r.occurred_at for r in reversals],
+                [r.reason for r in reversals],
+                [_json(r.memo) for r in reversals],
+            )
+
+    async def unpark(self, event_ids: Sequence[uuid.UUID]) -> None:
+        if event_ids:
+            await self.conn.execute(UNPARK, list(event_ids))
+
+    async def card_rates(self) -> list[CardRate]:
+        rows = await self.conn.fetch(CARD_RATES)
+        return [CardRate(r["mcc"], r["valid_from"], r["points_per_unit"]) for r in rows]
+
+    async def add_card_rate(self, rate: CardRate) -> bool:
+        return await self.conn.fetchval(ADD_CARD_RATE, rate.mcc, rate.valid_from, rate.points_per_unit) is not None
+
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        if messages:
+            await self.conn.execute(
+                ENQUEUE,
+                [m.topic for m in messages],
+                [m.key for m in messages],
+                [m.payload for m in messages],
+                [_json(m.headers) for m in messages],
+            )
+
+    async def due_lot_accounts(self, as_of: datetime, limit: int) -> list[str]:
+        return [r["account_id"] for r in await self.conn.fetch(DUE_LOT_ACCOUNTS, as_of, limit)]
+
+    async def create_member(self, member_id: uuid.UUID, display_name: str, account_id: str) -> bool:
+        return await self.conn.fetchval(CREATE_MEMBER, member_id, display_name, account_id) is not None
+
+    async def member_exists(self, member_id: uuid.UUID) -> bool:
+        return await self.conn.fetchval(MEMBER_EXISTS, member_id) is not None
 
 
 class PointsStore:
-    """Borrows a pool it does not own and hands out transactions."""
+    """Borrows a pool it does not own; hands out transactions and answers reads."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-
-    async def applied_event(self, event_id: UUID) -> dict[str, object] | None:
-        row = await self._pool.fetchrow(APPLIED_EVENT, event_id)
-        return dict(row) if row is not None else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._pool.acquire() as conn, conn.transaction():
             yield Transaction(conn)
+
+    async def balance(self, member_id: uuid.UUID, expiring_within: timedelta) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._pool.fetchrow(
+            BALANCE, member_account(member_id), receivable_account(member_id), expiring_within
+        )
+        return row
+
+    async def lots_page(
+        self, member_id: uuid.UUID, after: tuple[datetime, uuid.UUID], limit: int
+    ) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._pool.fetch(
+            LOTS_PAGE, member_account(member_id), after[0], after[1], limit
+        )
+        return rows
+
+    async def history_page(self, member_id: uuid.UUID, before_seq: int, limit: int) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._pool.fetch(HISTORY_PAGE, member_account(member_id), before_seq, limit)
+        return rows
+
+    async def identifiers_of(self, member_id: uuid.UUID) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._pool.fetch(IDENTIFIERS_OF, member_id)
+        return rows
+
+    async def member_exists(self, member_id: uuid.UUID) -> bool:
+        return await self._pool.fetchval(MEMBER_EXISTS, member_id) is not None
+
+    async def event_trail(self, event_id: uuid.UUID) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
+        """The inbox entry of an event and the transfers it caused."""
+        entry = await self._pool.fetchrow(INBOX_ENTRY, event_id)
+        transfers = await self._pool.fetch(TRANSFERS_OF_EVENT, event_id)
+        return entry, transfers

@@ -1,0 +1,60 @@
+"""The outbox relay: publishes the rows a service wrote in its transactions, in order, then deletes them.
+
+At-least-once: a crash between publishing and deleting publishes those rows again, and
+consumers drop the copies by event id. One relay per database is active at a time (an
+advisory lock), so events leave in the order they were committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import orjson
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, str, bytes, dict[str, str]], Awaitable["asyncio.Future[object]"]]
+"""Hands one message to the producer and returns the future of the broker's acknowledgement."""
+
+_LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtext('outbox-relay'))"
+_NEXT = "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT $1"
+_DONE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: Callable[[], asyncpg.Pool],
+        publish: Publish,
+        *,
+        batch_size: int = 500,
+        idle_wait: float = 0.02,
+    ) -> None:
+        self._pool = pool
+        self._publish = publish
+        self._batch_size = batch_size
+        self._idle_wait = idle_wait
+
+    async def run(self) -> None:
+        """Run until cancelled: wait for leadership, then relay."""
+        async with self._pool().acquire() as conn:
+            while not await conn.fetchval(_LEADER_LOCK):
+                await asyncio.sleep(1.0)
+            log.info("outbox relay is the leader")
+            # The lock goes with the connection: asyncpg's pool unlocks all advisory locks on release.
+            while True:
+                if await self.relay_once(conn) < self._batch_size:
+                    await asyncio.sleep(self._idle_wait)
+
+    async def relay_once(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(_NEXT, self._batch_size)
+        if not rows:
+            return 0
+        # Enqueue in commit order (the producer keeps that order per partition), then wait for every ack.
+        acks = [await self._publish(r["topic"], r["key"], r["payload"], orjson.loads(r["headers"])) for r in rows]
+        await asyncio.gather(*acks)
+        await conn.execute(_DONE, [r["id"] for r in rows])
+        return len(rows)

@@ -1,0 +1,106 @@
+"""The ledger's invariants (DESIGN.md) as queries that return the rows breaking them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    rule: str
+    sql: str
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "transfers_balance",
+        "the sum of all posted (and of all pending) debits equals the sum of all credits",
+        """
+        SELECT sum(debits_posted) AS debits_posted, sum(credits_posted) AS credits_posted,
+               sum(debits_pending) AS debits_pending, sum(credits_pending) AS credits_pending
+        FROM accounts
+        HAVING sum(debits_posted) <> sum(credits_posted) OR sum(debits_pending) <> sum(credits_pending)
+        """,
+    ),
+    Check(
+        "account_totals_match_transfers",
+        "each account's posted totals equal the sum of its transfers",
+        """
+        WITH d AS (SELECT debit_account AS account_id, sum(amount) AS total FROM transfers GROUP BY 1),
+             c AS (SELECT credit_account AS account_id, sum(amount) AS total FROM transfers GROUP BY 1)
+        SELECT a.account_id, a.debits_posted, COALESCE(d.total, 0) AS transfer_debits,
+               a.credits_posted, COALESCE(c.total, 0) AS transfer_credits
+        FROM accounts a LEFT JOIN d USING (account_id) LEFT JOIN c USING (account_id)
+        WHERE a.debits_posted <> COALESCE(d.total, 0) OR a.credits_posted <> COALESCE(c.total, 0)
+        """,
+    ),
+    Check(
+        "no_negative_available_balance",
+        "a member's (or unclaimed identifier's) available balance is never below zero",
+        """
+        SELECT account_id, credits_posted - debits_posted - debits_pending AS available
+        FROM accounts WHERE kind IN ('member', 'unclaimed') AND credits_posted - debits_posted - debits_pending < 0
+        """,
+    ),
+    Check(
+        "live_lots_sum_to_posted_balance",
+        "the live lots of a member (or unclaimed identifier) sum to its posted balance",
+        """
+        SELECT a.account_id, a.credits_posted - a.debits_posted AS posted, COALESCE(l.live, 0) AS live_lots
+        FROM accounts a
+        LEFT JOIN (SELECT account_id, sum(remaining) AS live FROM lots GROUP BY 1) l USING (account_id)
+        WHERE a.kind IN ('member', 'unclaimed') AND a.credits_posted - a.debits_posted <> COALESCE(l.live, 0)
+        """,
+    ),
+    Check(
+        "lots_match_their_debits",
+        "what is left of a lot is its amount minus what debits took from it",
+        """
+        SELECT l.lot_id, l.amount, l.remaining, COALESCE(t.taken, 0) AS taken
+        FROM lots l LEFT JOIN (SELECT lot_id, sum(amount) AS taken FROM lot_debits GROUP BY 1) t USING (lot_id)
+        WHERE l.remaining <> l.amount - COALESCE(t.taken, 0)
+        """,
+    ),
+    Check(
+        "debits_take_lots_in_full",
+        "every debit from a member (or unclaimed identifier) took lots for exactly its amount",
+        """
+        SELECT t.transfer_id, t.amount, COALESCE(sum(ld.amount), 0) AS from_lots
+        FROM transfers t JOIN accounts a ON a.account_id = t.debit_account AND a.kind IN ('member', 'unclaimed')
+        LEFT JOIN lot_debits ld USING (transfer_id)
+        GROUP BY t.transfer_id, t.amount HAVING t.amount <> COALESCE(sum(ld.amount), 0)
+        """,
+    ),
+    Check(
+        "credits_create_lots",
+        "every credit to a member (or unclaimed identifier) created one lot of its amount",
+        """
+        SELECT t.transfer_id, t.amount, l.amount AS lot_amount
+        FROM transfers t JOIN accounts a ON a.account_id = t.credit_account AND a.kind IN ('member', 'unclaimed')
+        LEFT JOIN lots l ON l.lot_id = t.transfer_id
+        WHERE l.amount IS DISTINCT FROM t.amount
+        """,
+    ),
+    Check(
+        "events_applied_at_most_once",
+        "every source event earned at most once, and only after its inbox entry",
+        """
+        SELECT e.event_id, e.source_key, count(t.transfer_id) AS earn_transfers, bool_or(i.event_id IS NULL) AS no_inbox
+        FROM earnings e LEFT JOIN inbox i USING (event_id)
+        LEFT JOIN transfers t ON t.cause_event_id = e.event_id AND t.reason IN ('partner_purchase', 'card_purchase')
+        GROUP BY e.event_id, e.source_key
+        HAVING count(t.transfer_id) > 1 OR bool_or(i.event_id IS NULL)
+        """,
+    ),
+    Check(
+        "earnings_match_their_transfers",
+        "a purchase's earn transfer moved exactly the points it earned",
+        """
+        SELECT e.source_key, e.points, t.amount AS transferred
+        FROM earnings e LEFT JOIN transfers t
+          ON t.cause_event_id = e.event_id AND t.reason IN ('partner_purchase', 'card_purchase')
+        WHERE (e.points > 0 AND t.amount IS DISTINCT FROM e.points) OR (e.points = 0 AND t.amount IS NOT NULL)
+        """,
+    ),
+)

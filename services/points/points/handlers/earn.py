@@ -1,0 +1,164 @@
+"""Apply a batch of earn facts (purchases, refunds, card transactions) in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import orjson
+
+from contracts.envelope import Event
+from contracts.events.cards import CardPurchasePosted, CardReversalPosted
+from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
+from points.adapters.store import OutboxMessage, PointsStore
+from points.domain.card_rates import CardRates, points_for
+from points.domain.earning import Earn, EarnPlan, Reverse
+from points.domain.ledger import (
+    BREAKAGE,
+    CARD_ISSUED,
+    AccountKind,
+    Book,
+    kind_of,
+    member_account,
+    member_of,
+    partner_issued_account,
+    receivable_account,
+    unclaimed_account,
+)
+from points.handlers.ledger_events import LedgerEventWriter
+
+Fact = Earn | Reverse
+
+
+class UnprocessableEventError(Exception):
+    """A valid message the ledger cannot act on; it goes to the dead-letter topic with this reason."""
+
+
+def partner_identifier(partner_id: str, customer_ref: str) -> str:
+    return f"partner:{partner_id}:{customer_ref}"
+
+
+def card_identifier(card_token: str) -> str:
+    return f"card:{card_token}"
+
+
+def to_fact(event: Event, rates: CardRates) -> Fact:
+    """What an incoming event means to the ledger."""
+    if isinstance(event, PartnerPurchaseRecorded):
+        p = event.payload
+        if p.points is None:
+            raise UnprocessableEventError("purchase without points: the partners service computes them at intake")
+        return Earn(
+            event.event_id, f"partner:{p.partner_id}:{p.purchase_id}", partner_identifier(p.partner_id, p.customer_ref),
+            partner_issued_account(p.partner_id), p.amount.amount_minor, p.amount.currency, p.points,
+            event.occurred_at, "partner_purchase",
+            {"partner_id": p.partner_id, "purchase_id": p.purchase_id, "amount_minor": p.amount.amount_minor,
+             "currency": p.amount.currency, "category": p.category},
+        )  # fmt: skip
+    if isinstance(event, PartnerRefundRecorded):
+        r = event.payload
+        return Reverse(
+            event.event_id, f"partner:{r.partner_id}:{r.purchase_id}", r.amount.amount_minor, r.amount.currency,
+            event.occurred_at, "partner_refund",
+            {"partner_id": r.partner_id, "refund_id": r.refund_id, "purchase_id": r.purchase_id,
+             "amount_minor": r.amount.amount_minor, "currency": r.amount.currency},
+        )  # fmt: skip
+    if isinstance(event, CardPurchasePosted):
+        c = event.payload
+        rate = rates.rate_for(c.merchant_category_code, event.occurred_at)
+        return Earn(
+            event.event_id, f"card:{c.transaction_id}", card_identifier(c.card_token), CARD_ISSUED,
+            c.amount.amount_minor, c.amount.currency, points_for(c.amount.amount_minor, c.amount.currency, rate),
+            event.occurred_at, "card_purchase",
+            {"transaction_id": c.transaction_id, "merchant_name": c.merchant_name,
+             "merchant_category_code": c.merchant_category_code, "amount_minor": c.amount.amount_minor,
+             "currency": c.amount.currency, "rate": str(rate)},
+        )  # fmt: skip
+    if isinstance(event, CardReversalPosted):
+        v = event.payload
+        return Reverse(
+            event.event_id, f"card:{v.original_transaction_id}", v.amount.amount_minor, v.amount.currency,
+            event.occurred_at, "card_reversal",
+            {"transaction_id": v.transaction_id, "original_transaction_id": v.original_transaction_id,
+             "amount_minor": v.amount.amount_minor, "currency": v.amount.currency},
+        )  # fmt: skip
+    raise UnprocessableEventError(f"the ledger does not take {type(event).__name__} events")
+
+
+@dataclass
+class BatchOutcome:
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+
+def holder_of(identifier: str, member: uuid.UUID | None) -> str:
+    return member_account(member) if member is not None else unclaimed_account(identifier)
+
+
+async def apply_earn_batch(
+    store: PointsStore,
+    topic: str,
+    facts: Sequence[Fact],
+    correlations: dict[uuid.UUID, uuid.UUID],
+    events: LedgerEventWriter,
+    lot_validity: timedelta,
+) -> BatchOutcome:
+    """Apply each fact once, in order: the inbox claim, transfers, lots and ledger events share one transaction."""
+    outcome = BatchOutcome()
+    async with store.transaction() as tx:
+        fresh = await tx.claim_inbox(topic, [f.event_id for f in facts])
+        if len(fresh) < len(facts):
+            outcome.counts["duplicate_delivery"] = len(facts) - len(fresh)
+        facts = [f for f in facts if f.event_id in fresh]
+        if not facts:
+            return outcome
+        earns = [f for f in facts if isinstance(f, Earn)]
+        earnings = await tx.earnings(f.source_key for f in facts)
+        parked = await tx.parked(f.source_key for f in earns)
+
+        links = await tx.lock_identifiers([f.identifier for f in earns] + [e.identifier for e in earnings.values()])
+        holders = {identifier: holder_of(identifier, member) for identifier, member in links.items()}
+        issuers = {f.issuer_account for f in earns} | {e.issuer_account for e in earnings.values()}
+
+        # Accounts a reversal may debit need their lots; a member's may need its receivable (clawback).
+        reversed_keys = {f.source_key for f in facts if isinstance(f, Reverse)} | set(parked)
+        identifier_of = {f.source_key: f.identifier for f in earns} | {k: e.identifier for k, e in earnings.items()}
+        debited = {holders[identifier_of[k]] for k in reversed_keys if k in identifier_of}
+        debtors = {receivable_account(member_of(h)) for h in debited if kind_of(h) is AccountKind.MEMBER}
+        await tx.ensure_accounts(set(holders.values()) | issuers | debtors)
+        receivables = {receivable_account(m) for m in links.values() if m is not None}
+        breakage = {BREAKAGE} if any(kind_of(h) is AccountKind.UNCLAIMED for h in debited) else set()
+        accounts = await tx.lock_accounts(set(holders.values()) | issuers | receivables | breakage)
+        owing = {
+            member_account(member_of(a.account_id))
+            for a in accounts
+            if a.kind is AccountKind.RECEIVABLE and a.posted < 0
+        }
+        book = Book(accounts, await tx.live_lots(debited | owing))
+        book.mark_lots_loaded(debited | owing)
+
+        plan = EarnPlan(book, holders, earnings, parked, lot_validity)
+        for fact in facts:
+            outcome.add(plan.earn(fact) if isinstance(fact, Earn) else plan.reverse(fact))
+        changes = book.changes()
+        await tx.write(changes)
+        occurred = {f.source_key: f.occurred_at for f in earns}
+        await tx.save_earnings(plan.new_earnings, occurred, list(plan.changed_earnings.values()))
+        await tx.park(plan.newly_parked)
+        await tx.unpark(plan.unparked)
+        messages = events.for_transfers(changes.transfers, correlations)
+        messages += [dead_letter(events.dead_letter_topic(topic), fact, reason) for fact, reason in plan.rejected]
+        await tx.enqueue(messages)
+    return outcome
+
+
+def dead_letter(topic: str, fact: Reverse, reason: str) -> OutboxMessage:
+    """A fact the ledger accepted but cannot apply, sent on through the outbox so it cannot be lost."""
+    body = {"event_id": str(fact.event_id), "source_key": fact.source_key, "amount_minor": fact.amount_minor,
+            "currency": fact.currency, "occurred_at": fact.occurred_at.isoformat(), "reason": fact.reason,
+            "memo": dict(fact.memo)}  # fmt: skip
+    return OutboxMessage(topic, fact.source_key, orjson.dumps(body), {"dlq-reason": reason, "dlq-service": "points"})
