@@ -1,7 +1,8 @@
-"""Wiring only: settings, shell, publishers, routers."""
+"""Wiring only: settings, shell, stores, publishers, routers, background tasks."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -9,22 +10,35 @@ from opentelemetry import trace
 
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
 from contracts.topics import PARTNER_PURCHASES
+from loyalty_runtime.auth import TokenAuthority
 from loyalty_runtime.service import ServiceShell
+from partners.adapters.cache import CachingRegistry
 from partners.adapters.events import KafkaEventPublisher
-from partners.api import purchases
+from partners.adapters.store import PartnerStore
+from partners.api import errors, intake, registry
+from partners.handlers.authentication import Clock, PartnerAuthenticator, forget_expired_signatures
 from partners.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProvider | None = None) -> ServiceShell:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    clock: Clock = utc_now,
+) -> ServiceShell:
     settings = settings or Settings()
     shell = ServiceShell(
         "partners",
         settings,
         database="loyalty_partners",
         migrations=MIGRATIONS,
-        description="Partner registry, purchase and refund intake, offers and settlement.",
+        description="Partner registry, earn contracts, purchase and refund intake, offers and settlement.",
         tracer_provider=tracer_provider,
     )
     partner_events = shell.broker.publisher(
@@ -33,7 +47,15 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         description=PARTNER_PURCHASES.description,
         schema=PartnerPurchaseRecorded | PartnerRefundRecorded,
     )
-    shell.app.include_router(purchases.router(KafkaEventPublisher(partner_events)))
+    store = PartnerStore(lambda: shell.pool)
+    cached = CachingRegistry(store, ttl=settings.credential_cache_seconds)
+    authenticator = PartnerAuthenticator(cached, store, settings.partner_key_secret, clock)
+    tokens = TokenAuthority(settings.jwt_secret)
+
+    shell.app.include_router(registry.router(cached, authenticator, tokens, settings.partner_key_secret, clock))
+    shell.app.include_router(intake.router(KafkaEventPublisher(partner_events), cached, authenticator, clock))
+    errors.install(shell.app)
+    shell.add_background("forget-expired-signatures", lambda: forget_expired_signatures(store, clock))
     return shell
 
 

@@ -1,7 +1,28 @@
 from __future__ import annotations
 
+from pydantic import Field, model_validator
+
 from loyalty_runtime.settings import ServiceSettings
+
+LOCAL_PARTNER_KEY_SECRET = "local-only-partner-key-secret-do-not-use-in-production"
 
 
 class Settings(ServiceSettings):
     http_port: int = 8101
+    partner_key_secret: str = Field(
+        default=LOCAL_PARTNER_KEY_SECRET,
+        min_length=32,
+        description="Master secret from which every partner key's secret is derived; changing it voids them all.",
+    )
+    credential_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=10,
+        description="How long keys and contracts are cached; bounds how late a revocation bites.",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_local_partner_key_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.partner_key_secret == LOCAL_PARTNER_KEY_SECRET:
+            raise ValueError("PARTNER_KEY_SECRET must be set to a real secret when ENVIRONMENT=production")
+        return self

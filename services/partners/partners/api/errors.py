@@ -1,0 +1,94 @@
+"""How the errors a caller can meet become HTTP answers: one status per error class, the message as detail."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from contracts.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from partners.domain.credentials import AuthenticationError, ForeignPartnerError, ReplayedRequestError
+from partners.domain.earn import BackdatedContractError
+from partners.domain.errors import PartnersError
+from partners.domain.intake import BatchRefusedError
+from partners.domain.registry import (
+    ContractVersionExistsError,
+    InvalidContractError,
+    KeyNotFoundError,
+    PartnerExistsError,
+    UnknownPartnerError,
+)
+from partners.handlers.intake import EventsUnavailableError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+STATUS: dict[type[PartnersError], int] = {
+    AuthenticationError: status.HTTP_401_UNAUTHORIZED,
+    ForeignPartnerError: status.HTTP_403_FORBIDDEN,
+    ReplayedRequestError: status.HTTP_409_CONFLICT,
+    PartnerExistsError: status.HTTP_409_CONFLICT,
+    ContractVersionExistsError: status.HTTP_409_CONFLICT,
+    UnknownPartnerError: status.HTTP_404_NOT_FOUND,
+    KeyNotFoundError: status.HTTP_404_NOT_FOUND,
+    BackdatedContractError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    InvalidContractError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    BatchRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    EventsUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+SIGNATURE_CHALLENGE = f'Loyalty-HMAC-SHA256 headers="{KEY_HEADER} {TIMESTAMP_HEADER} {SIGNATURE_HEADER}"'
+
+
+class RequestTooLargeError(PartnersError):
+    def __init__(self) -> None:
+        super().__init__(f"the body is larger than {MAX_BODY_BYTES} bytes (1 MiB); send fewer items per request")
+
+
+class MalformedBodyError(PartnersError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the body is not valid JSON: {reason}; send one JSON object")
+
+
+STATUS[RequestTooLargeError] = status.HTTP_413_CONTENT_TOO_LARGE
+STATUS[MalformedBodyError] = status.HTTP_400_BAD_REQUEST
+
+
+def status_of(error: PartnersError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return status.HTTP_400_BAD_REQUEST
+
+
+def refused_items(error: BatchRefusedError, items_field: str | None) -> list[dict[str, Any]]:
+    """In FastAPI's validation format, so a partner reads every 422 the same way."""
+    return [
+        {
+            "loc": ["body", *([items_field, index] if items_field else []), problem.field],
+            "msg": problem.message,
+            "type": type(problem).__name__,
+        }
+        for index, problem in error.problems
+    ]
+
+
+async def _answer(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, PartnersError)
+    code = status_of(error)
+    headers: dict[str, str] = {}
+    if code == status.HTTP_401_UNAUTHORIZED:
+        headers["WWW-Authenticate"] = SIGNATURE_CHALLENGE
+    if isinstance(error, EventsUnavailableError):
+        headers["Retry-After"] = "1"
+    detail: Any = error.message
+    if isinstance(error, BatchRefusedError):
+        detail = refused_items(error, None)
+    if isinstance(error, EventsUnavailableError):
+        log.warning("request not accepted: broker did not confirm", extra={"reason": error.reason})
+    return JSONResponse({"detail": detail}, status_code=code, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(PartnersError, _answer)
