@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) deploy/local/stack.py
 PACKAGES := contracts/pyproject.toml runtime/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: help venv up down status demo test lint format docs schemas lock
+.PHONY: help venv up down status demo test verify cards token lint format docs schemas lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,15 @@ demo: up ## Start everything, then drive a purchase through the platform
 
 test: venv ## Run unit, contract and integration tests against real Kafka and PostgreSQL
 	@$(STACK) test $(PYTEST_ARGS)
+
+verify: venv ## Check every ledger invariant on the running system's database (non-zero exit on failure)
+	@$(PY) -m points verify
+
+cards: venv ## Publish realistic card transactions: make cards CARDS=tok_x,tok_y COUNT=20
+	@$(PY) -m tools.cardfeed $(if $(CARDS),--cards $(CARDS),--random-cards 100) --count $(or $(COUNT),20)
+
+token: venv ## Mint a bearer token: make token ROLE=ops SUBJECT=ops-1 (ROLE=member SUBJECT=<member id>)
+	@$(PY) -m loyalty_runtime.auth --role $(or $(ROLE),ops) --subject $(or $(SUBJECT),ops-1)
 
 lint: venv ## ruff, and mypy --strict on the domain code
 	@$(PY) -m ruff check .

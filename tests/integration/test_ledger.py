@@ -10,7 +10,8 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES
+from contracts.events.ledger import PointsCredited
+from contracts.topics import CARD_TRANSACTIONS, LEDGER_EVENTS, PARTNER_PURCHASES
 from points.handlers.verify import verify_ledger
 from tests.support.kafka import read_all
 from tests.support.ledger import (
@@ -255,3 +256,20 @@ async def test_verify_reports_the_rows_that_break_an_invariant(points, infra):
     broken = {v.check: v for v in await verify_ledger(dsn)}
     assert {"transfers_balance", "account_totals_match_transfers", "live_lots_sum_to_posted_balance"} <= set(broken)
     assert broken["live_lots_sum_to_posted_balance"].rows[0]["account_id"] == f"member:{member}"
+
+
+async def test_ledger_events_leave_through_the_outbox(points, infra):
+    api, _dsn, prefix = points
+    member = await new_member(api)
+    await link(api, member, partner_id="skymall", customer_ref="out-1")
+    event = purchase("out-1", "order-out", 4_200, points=42)
+    await publish(infra.kafka, PARTNER_PURCHASES.qualified(prefix), [event])
+    await wait_applied(api, event)
+
+    [record] = await read_all(infra.kafka, LEDGER_EVENTS.qualified(prefix), expected=1)
+    credited = LEDGER_EVENTS.decode(record.value)
+    assert isinstance(credited, PointsCredited)
+    assert (credited.payload.member_id, credited.payload.amount) == (member, 42)
+    assert credited.payload.cause_event_id == event.event_id
+    assert credited.correlation_id == event.correlation_id
+    assert record.key == str(member).encode(), "ledger events are keyed by member"
