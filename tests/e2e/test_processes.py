@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.partner_client import SignedPartnerClient, bearer, ops_token, purchase_item, register_partner
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -54,6 +55,8 @@ async def test_services_as_processes_carry_a_purchase_and_stop_gracefully(
     infra, topic_prefix, database: Callable[[str], Awaitable[str]], tmp_path: Path
 ):
     ports = {"partners": free_port(), "points": free_port()}
+    # The test mints the ops token and receives the partner's secret, so it sets both services' secrets.
+    secrets = {"JWT_SECRET": f"e2e-jwt-secret-{topic_prefix}", "PARTNER_KEY_SECRET": f"e2e-partner-key-{topic_prefix}"}
     envs = {}
     for name, port in ports.items():
         envs[name] = {
@@ -63,6 +66,7 @@ async def test_services_as_processes_carry_a_purchase_and_stop_gracefully(
             "KAFKA_TOPIC_PREFIX": topic_prefix,
             "HTTP_PORT": str(port),
             "CONSUMER_GROUP": f"points-{topic_prefix}",
+            **secrets,
         }
     partners_url, points_url = (f"http://127.0.0.1:{ports[n]}" for n in ("partners", "points"))
     logs = {name: tmp_path / f"{name}.log" for name in ports}
@@ -77,26 +81,22 @@ async def test_services_as_processes_carry_a_purchase_and_stop_gracefully(
                 assert checks["checks"] == {"database": "ok", "kafka": "ok"}
                 assert (await client.get(f"{base}/health")).json()["status"] == "ok"
 
-            answer = await client.post(
-                f"{partners_url}/v1/partners/skymall/purchases",
-                json={
-                    "idempotency_key": "proc-1",
-                    "customer_ref": "cust-5",
-                    "purchase_id": "order-proc-1",
-                    "amount_minor": 8_800,
-                    "currency": "HKD",
-                    "occurred_at": "2026-11-20T09:30:00+08:00",
-                },
-            )
+            token = ops_token(secrets["JWT_SECRET"])
+            async with httpx.AsyncClient(base_url=partners_url, timeout=10) as partners_api:
+                partner = SignedPartnerClient(
+                    partners_api, await register_partner(partners_api, token, "skymall", currency="HKD")
+                )
+                answer = await partner.purchase(purchase_item("proc-1", 8_800, customer_ref="cust-5", currency="HKD"))
             assert answer.status_code == 202, answer.text
+            assert answer.json()["points"] == 88
             event_id = answer.json()["event_id"]
 
             async def applied() -> dict[str, object] | None:
-                found = await client.get(f"{points_url}/v1/events/{event_id}")
+                found = await client.get(f"{points_url}/v1/events/{event_id}", headers=bearer(token))
                 return found.json() if found.status_code == 200 else None
 
             recorded = await eventually(applied, what="points to apply the purchase")
-            assert (recorded["amount_minor"], recorded["currency"]) == (8_800, "HKD")
+            assert [t["amount"] for t in recorded["transfers"]] == [88]
 
             document = (await client.get(f"{points_url}/asyncapi.json")).json()
             assert any("loyalty.partner-purchases.v1" in name for name in json.dumps(document["channels"]).split('"'))

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from loyalty_runtime.telemetry import build_tracer_provider
+from tests.support.partner_client import SignedPartnerClient, bearer, ops_token, purchase_item, register_partner
 from tests.support.services import http, partners_service, points_service, running
 from tests.support.waiting import eventually
 
@@ -30,22 +31,14 @@ async def test_one_trace_spans_partners_http_kafka_and_points_consumer(
             http(partners) as partners_api,
             http(points) as points_api,
         ):
-            answer = await partners_api.post(
-                "/v1/partners/skymall/purchases",
-                json={
-                    "idempotency_key": "trace-1",
-                    "customer_ref": "cust-1",
-                    "purchase_id": "order-trace-1",
-                    "amount_minor": 1_000,
-                    "currency": "CNY",
-                    "occurred_at": "2026-11-20T09:30:00+08:00",
-                },
-            )
-            assert answer.status_code == 202
+            token = ops_token(partners.settings.jwt_secret)
+            partner = SignedPartnerClient(partners_api, await register_partner(partners_api, token, "skymall"))
+            answer = await partner.purchase(purchase_item("trace-1", 1_000))
+            assert answer.status_code == 202, answer.text
             event_id = answer.json()["event_id"]
 
             async def applied() -> bool:
-                return (await points_api.get(f"/v1/events/{event_id}")).status_code == 200
+                return (await points_api.get(f"/v1/events/{event_id}", headers=bearer(token))).status_code == 200
 
             await eventually(applied, what="points to apply the purchase")
     finally:
@@ -59,7 +52,7 @@ async def test_one_trace_spans_partners_http_kafka_and_points_consumer(
     in_trace = [s for s in spans if s.context.trace_id == trace_id]
     by_id = {s.context.span_id: s for s in in_trace}
 
-    consumer = next(s for s in in_trace if s.name == "points apply partner event")
+    consumer = next(s for s in in_trace if s.name.startswith("points apply"))
     assert consumer.resource.attributes["service.name"] == "points"
     assert consumer.kind == SpanKind.CONSUMER
 

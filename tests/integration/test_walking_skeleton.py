@@ -1,4 +1,4 @@
-"""A purchase travels from the partners API through real Kafka into the points database, once."""
+"""A purchase travels from the partners API through real Kafka into the points ledger, once."""
 
 from __future__ import annotations
 
@@ -6,35 +6,24 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.events.partners import PartnerPurchaseRecorded, PurchasePayload
 from contracts.money import Money
 from contracts.topics import PARTNER_PURCHASES
-from points.adapters.store import PointsStore
-from points.handlers.partner_events import apply_partner_events
+from tests.support.kafka import read_all
+from tests.support.ledger import publish
+from tests.support.partner_client import SignedPartnerClient, bearer, ops_token, purchase_item, register_partner
 from tests.support.services import http, partners_service, points_service, running
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 Database = Callable[[str], Awaitable[str]]
-
-
-def purchase(key: str, amount_minor: int = 12_999, **overrides: object) -> dict[str, object]:
-    body: dict[str, object] = {
-        "idempotency_key": key,
-        "customer_ref": "cust-7",
-        "purchase_id": f"order-{key}",
-        "amount_minor": amount_minor,
-        "currency": "CNY",
-        "occurred_at": "2026-11-20T09:30:00+08:00",
-    }
-    body.update(overrides)
-    return body
 
 
 async def stored(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -45,7 +34,13 @@ async def stored(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def test_purchase_posted_to_partners_is_stored_by_points_exactly_once(infra, topic_prefix, database: Database):
+async def applied_event(points_api: httpx.AsyncClient, token: str, event_id: object) -> dict[str, Any] | None:
+    """The event as the ledger applied it, or None while it has not been applied."""
+    answer = await points_api.get(f"/v1/events/{event_id}", headers=bearer(token))
+    return answer.json() if answer.status_code == 200 else None
+
+
+async def test_purchase_posted_to_partners_is_applied_by_points_exactly_once(infra, topic_prefix, database: Database):
     partners_dsn, points_dsn = await database("partners"), await database("points")
     async with (
         running(partners_service(infra.kafka, partners_dsn, topic_prefix)) as partners,
@@ -53,31 +48,33 @@ async def test_purchase_posted_to_partners_is_stored_by_points_exactly_once(infr
         http(partners) as partners_api,
         http(points) as points_api,
     ):
-        first = await partners_api.post("/v1/partners/skymall/purchases", json=purchase("k-1"))
-        retry = await partners_api.post("/v1/partners/skymall/purchases", json=purchase("k-1"))
-        other = await partners_api.post("/v1/partners/skymall/purchases", json=purchase("k-2", 500))
-        assert first.status_code == retry.status_code == other.status_code == 202
-        event_id = first.json()["event_id"]
+        token = ops_token(partners.settings.jwt_secret)
+        credentials = await register_partner(partners_api, token, "skymall", points_per_unit="1")
+        partner = SignedPartnerClient(partners_api, credentials)
+        item = purchase_item("k-1", 12_999, customer_ref="cust-7")
+        first = await partner.purchase(item)
+        retry = await partner.purchase(item)
+        other = await partner.purchase(purchase_item("k-2", 500, customer_ref="cust-7"))
+        assert first.status_code == retry.status_code == other.status_code == 202, first.text
+        event_id, other_id = first.json()["event_id"], other.json()["event_id"]
         assert retry.json()["event_id"] == event_id, "a retried request must name the same event"
+        assert (first.json()["points"], other.json()["points"]) == (129, 5)  # 129.99 and 5.00 CNY, 1 point per CNY
 
-        async def both_applied() -> bool:
-            found = [await points_api.get(f"/v1/events/{e}") for e in (event_id, other.json()["event_id"])]
-            return all(r.status_code == 200 for r in found)
+        async def both_applied() -> list[dict[str, Any]] | None:
+            found = [await applied_event(points_api, token, e) for e in (event_id, other_id)]
+            return found if all(found) else None  # type: ignore[return-value]
 
-        await eventually(both_applied, what="points to apply both purchases")
-        answer = (await points_api.get(f"/v1/events/{event_id}")).json()
-        assert answer["amount_minor"] == 12_999
-        assert answer["currency"] == "CNY"
-        assert answer["partner_id"] == "skymall"
-        assert answer["customer_ref"] == "cust-7"
+        answer, other_answer = await eventually(both_applied, what="points to apply both purchases")
 
-    rows = await stored(points_dsn, "SELECT event_id, amount_minor FROM partner_transactions ORDER BY amount_minor")
-    assert [(str(r["event_id"]), r["amount_minor"]) for r in rows] == [
-        (other.json()["event_id"], 500),
-        (event_id, 12_999),
-    ]
+    for applied, points in ((answer, 129), (other_answer, 5)):
+        [transfer] = applied["transfers"]
+        assert transfer["amount"] == points, "the ledger credits the points the partners service computed"
+        assert transfer["debit_account"] == "partner:skymall:issued"
+        assert transfer["credit_account"] == "unclaimed:partner:skymall:cust-7"
     inbox = await stored(points_dsn, "SELECT event_id FROM inbox")
-    assert len(inbox) == 2, "the duplicate publish must leave one inbox row per event"
+    assert sorted(str(r["event_id"]) for r in inbox) == sorted([event_id, other_id]), (
+        "the duplicate publish must leave one inbox row per event"
+    )
 
 
 def raw_purchase_event(purchase_id: str, amount_minor: int) -> PartnerPurchaseRecorded:
@@ -92,6 +89,7 @@ def raw_purchase_event(purchase_id: str, amount_minor: int) -> PartnerPurchaseRe
             customer_ref="cust-9",
             purchase_id=purchase_id,
             amount=Money(amount_minor=amount_minor, currency="CNY"),
+            points=amount_minor // 100,
         ),
     )
 
@@ -105,24 +103,18 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_rest_is_ap
     negative = raw_purchase_event("p-3", 300).model_dump(mode="json")
     negative["payload"]["amount"]["amount_minor"] = -300
     negative_bytes = json.dumps(negative).encode()
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, acks="all")
-    await producer.start()
-    try:
-        key = b"skymall:cust-9"  # one partition, so the bad records sit between the good ones
-        await producer.send_and_wait(topic, good_before.model_dump_json().encode(), key=key)
-        await producer.send_and_wait(topic, b"{not json", key=key, headers=[("traceparent", b"garbage")])
-        await producer.send_and_wait(topic, negative_bytes, key=key)
-        await producer.send_and_wait(topic, good_after.model_dump_json().encode(), key=key)
-    finally:
-        await producer.stop()
+    # One key, so one partition: the bad records sit between the good ones.
+    await publish(infra.kafka, topic, [good_before, b"{not json", negative_bytes, good_after], key=b"skymall:cust-9")
 
-    async with running(points_service(infra.kafka, points_dsn, topic_prefix)):
-        rows = await eventually(
-            lambda: _rows_if(points_dsn, 2), what="both valid purchases to be applied around the bad records"
-        )
-    assert sorted(r["amount_minor"] for r in rows) == [100, 200]
+    async with running(points_service(infra.kafka, points_dsn, topic_prefix)) as points, http(points) as points_api:
+        token = ops_token(points.settings.jwt_secret)
+        for good in (good_before, good_after):
+            applied = await eventually(
+                lambda e=good: applied_event(points_api, token, e.event_id), what="the valid purchases around the bad"
+            )
+            assert [t["amount"] for t in applied["transfers"]] == [good.payload.points]
 
-    dead = await _read_all(infra.kafka, topic_prefix + PARTNER_PURCHASES.dead_letter, expected=2)
+    dead = await read_all(infra.kafka, topic_prefix + PARTNER_PURCHASES.dead_letter, expected=2)
     reasons = sorted(dict(m.headers)["dlq-reason"].decode() for m in dead)
     assert any("json" in r.lower() for r in reasons), reasons
     assert any("amount_minor" in r for r in reasons), reasons
@@ -130,50 +122,30 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_rest_is_ap
     assert all(dict(m.headers)["dlq-topic"].decode() == topic for m in dead)
 
 
-async def _rows_if(dsn: str, count: int) -> list[asyncpg.Record] | None:
-    rows = await stored(dsn, "SELECT amount_minor FROM partner_transactions")
-    return rows if len(rows) >= count else None
-
-
-async def _read_all(kafka: str, topic: str, expected: int) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: list = []
-    try:
-
-        async def enough() -> list | None:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                found.extend(records)
-            return found if len(found) >= expected else None
-
-        return await eventually(enough, what=f"{expected} records on {topic}")
-    finally:
-        await consumer.stop()
-
-
 async def test_event_redelivered_after_the_database_commit_is_applied_once(infra, topic_prefix, database: Database):
-    """The crash window: effects committed, offset not. Redelivery must find the inbox entry."""
+    """The crash window: effects committed, offset not. Redelivery must find the inbox entry.
+
+    A consumer group that never committed an offset reads the topic again from the start, as a
+    consumer restarted after such a crash would.
+    """
     points_dsn = await database("points")
     topic = PARTNER_PURCHASES.qualified(topic_prefix)
-    event = raw_purchase_event("p-crash", 4_200)
-    # The consumer's transaction committed, then the process died before committing the offset.
-    pool = await asyncpg.create_pool(points_dsn, min_size=1, max_size=2)
-    try:
-        outcome = await apply_partner_events(PointsStore(pool), topic, [event])
-        assert outcome.applied == 1
-    finally:
-        await pool.close()
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, event.model_dump_json().encode(), key=b"skymall:cust-9")
-        marker = raw_purchase_event("p-after", 1)
-        await producer.send_and_wait(topic, marker.model_dump_json().encode(), key=b"skymall:cust-9")
-    finally:
-        await producer.stop()
+    event, marker = raw_purchase_event("p-crash", 4_200), raw_purchase_event("p-after", 100)
+    await publish(infra.kafka, topic, [event], key=b"skymall:cust-9")
+    async with running(points_service(infra.kafka, points_dsn, topic_prefix)) as points, http(points) as points_api:
+        token = ops_token(points.settings.jwt_secret)
+        await eventually(lambda: applied_event(points_api, token, event.event_id), what="the first delivery")
 
-    async with running(points_service(infra.kafka, points_dsn, topic_prefix)):
-        await eventually(lambda: _rows_if(points_dsn, 2), what="the marker event after the redelivered one")
-    rows = await stored(points_dsn, "SELECT amount_minor FROM partner_transactions WHERE purchase_id = 'p-crash'")
-    assert [r["amount_minor"] for r in rows] == [4_200]
+    await publish(infra.kafka, topic, [marker], key=b"skymall:cust-9")
+    group = f"points-redelivery-{uuid.uuid4().hex[:8]}"
+    async with (
+        running(points_service(infra.kafka, points_dsn, topic_prefix, group=group)) as points,
+        http(points) as points_api,
+    ):
+        token = ops_token(points.settings.jwt_secret)
+        await eventually(
+            lambda: applied_event(points_api, token, marker.event_id), what="the marker after the redelivery"
+        )
+        applied = await applied_event(points_api, token, event.event_id)
+    assert applied is not None
+    assert [t["amount"] for t in applied["transfers"]] == [42], "the redelivered purchase moved its points once"

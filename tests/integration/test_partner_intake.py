@@ -1,0 +1,74 @@
+"""What partners post reaches Kafka as events: purchases with their points, refunds with their fields."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
+from contracts.topics import PARTNER_PURCHASES
+from tests.support.kafka import read_all
+from tests.support.partner_client import (
+    SignedPartnerClient,
+    ops_token,
+    purchase_item,
+    refund_item,
+    register_partner,
+)
+from tests.support.services import http, partners_service, running
+
+pytestmark = pytest.mark.integration
+
+
+async def test_accepted_purchases_and_refunds_are_published_and_refused_batches_are_not(infra, topic_prefix, database):
+    dsn = await database("partners")
+    async with running(partners_service(infra.kafka, dsn, topic_prefix)) as shell, http(shell) as api:
+        credentials = await register_partner(
+            api,
+            ops_token(shell.settings.jwt_secret),
+            "skymall",
+            valid_from="2026-01-01",
+            points_per_unit="1.5",
+            category_rates={"electronics": "2"},
+        )
+        partner = SignedPartnerClient(api, credentials)
+        # One customer, so one partition: a record of the refused batch would come before the others.
+        refused = await partner.purchases_batch([purchase_item("bad-0"), purchase_item("bad-1", currency="USD")])
+        assert refused.status_code == 422
+        refused_refunds = await partner.refunds_batch([refund_item("bad-r", "order-k-1", currency="JPY")])
+        assert refused_refunds.status_code == 422
+
+        single = await partner.purchase(purchase_item("k-1", 25_899, category="electronics"))
+        batch = await partner.purchases_batch([purchase_item("k-2", 1_000), purchase_item("k-3", 99)])
+        refund = await partner.refund(refund_item("k-1", "order-k-1", 10_000))
+        assert single.status_code == batch.status_code == refund.status_code == 202
+
+    records = await read_all(infra.kafka, PARTNER_PURCHASES.qualified(topic_prefix), expected=4)
+    assert len(records) == 4, "nothing of the refused batches was published"
+    assert {r.key for r in records} == {b"skymall:cust-1"}
+    events = [PARTNER_PURCHASES.decode(r.value) for r in records]
+    by_id = {str(e.event_id): e for e in events}
+    accepted = [single.json()["event_id"], *(a["event_id"] for a in batch.json()["accepted"])]
+    assert sorted(by_id) == sorted([*accepted, refund.json()["event_id"]])
+    assert [dict(r.headers)["type"].decode() for r in records] == [type(e).__name__ for e in events]
+
+    purchases = [by_id[event_id] for event_id in accepted]
+    assert all(isinstance(e, PartnerPurchaseRecorded) for e in purchases)
+    assert [(e.payload.purchase_id, e.payload.points) for e in purchases] == [
+        ("order-k-1", 517),  # 258.99 CNY x 2 (electronics)
+        ("order-k-2", 15),  # 10.00 x 1.5
+        ("order-k-3", 1),  # 0.99 x 1.5 = 1.485
+    ]
+    assert {e.payload.contract_valid_from for e in purchases} == {date(2026, 1, 1)}
+    assert purchases[0].payload.category == "electronics"
+    assert purchases[0].payload.amount.amount_minor == 25_899
+    assert purchases[0].occurred_at.isoformat() == "2026-11-20T01:30:00+00:00"
+    assert [p["points"] for p in batch.json()["accepted"]] == [15, 1]
+
+    refunded = by_id[refund.json()["event_id"]]
+    assert isinstance(refunded, PartnerRefundRecorded)
+    assert (refunded.payload.refund_id, refunded.payload.purchase_id) == ("refund-k-1", "order-k-1")
+    assert (refunded.payload.amount.amount_minor, refunded.payload.amount.currency) == (10_000, "CNY")
+    assert refunded.payload.customer_ref == "cust-1"
+    assert "points" not in refunded.payload.model_dump()
