@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 
+
+class RequestTooLargeError(PartnersError):
+    def __init__(self) -> None:
+        super().__init__(f"the body is larger than {MAX_BODY_BYTES} bytes (1 MiB); send fewer items per request")
+
+
+class MalformedBodyError(PartnersError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the body is not valid JSON: {reason}; send one JSON object")
+
+
 STATUS: dict[type[PartnersError], int] = {
     AuthenticationError: status.HTTP_401_UNAUTHORIZED,
     ForeignPartnerError: status.HTTP_403_FORBIDDEN,
@@ -36,23 +47,11 @@ STATUS: dict[type[PartnersError], int] = {
     InvalidContractError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     BatchRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     EventsUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    RequestTooLargeError: status.HTTP_413_CONTENT_TOO_LARGE,
+    MalformedBodyError: status.HTTP_400_BAD_REQUEST,
 }
 
 SIGNATURE_CHALLENGE = f'Loyalty-HMAC-SHA256 headers="{KEY_HEADER} {TIMESTAMP_HEADER} {SIGNATURE_HEADER}"'
-
-
-class RequestTooLargeError(PartnersError):
-    def __init__(self) -> None:
-        super().__init__(f"the body is larger than {MAX_BODY_BYTES} bytes (1 MiB); send fewer items per request")
-
-
-class MalformedBodyError(PartnersError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"the body is not valid JSON: {reason}; send one JSON object")
-
-
-STATUS[RequestTooLargeError] = status.HTTP_413_CONTENT_TOO_LARGE
-STATUS[MalformedBodyError] = status.HTTP_400_BAD_REQUEST
 
 
 def status_of(error: PartnersError) -> int:
