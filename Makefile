@@ -26,7 +26,8 @@ status: venv ## Show what runs and where it listens
 	@$(STACK) status
 
 demo: up ## Start everything, then drive a purchase through the platform
-	@$(PY) deploy/local/demo.py
+	@$(PY) -m deploy.local.demo
+	@$(PY) -m points verify
 
 test: venv ## Run unit, contract and integration tests against real Kafka and PostgreSQL
 	@$(STACK) test $(PYTEST_ARGS)

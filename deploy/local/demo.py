@@ -1,78 +1,170 @@
-"""Drive one purchase through the running platform and say what happened at each hop.
+"""Drive the running platform through a member's day and say what happened at each step.
 
-Run by `make demo` after `make up`.
+Run by `make demo` after `make up`: two partners post signed purchases (and a refund), the
+bank's card system streams card payments, and the member reads one balance and one history.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
+from contracts.signing import signed_headers
+from contracts.topics import CARD_TRANSACTIONS
+from loyalty_runtime.auth import Role, TokenAuthority
+from loyalty_runtime.settings import LOCAL_JWT_SECRET
+from tools.cardfeed import CardFeed, publish
+
 PARTNERS = "http://127.0.0.1:8101"
 POINTS = "http://127.0.0.1:8102"
+KAFKA = "127.0.0.1:19092"
+AUTHORITY = TokenAuthority(os.environ.get("JWT_SECRET", LOCAL_JWT_SECRET))
+OPS = {"Authorization": f"Bearer {AUTHORITY.issue('ops-demo', Role.OPS)}"}
+
+PARTNER_TERMS = {
+    "skymall": ("SkyMall (e-commerce)", {"points_per_unit": "1", "category_rates": {"electronics": "2"}}),
+    "skyair": ("SkyAir (travel)", {"points_per_unit": "3", "category_rates": {}}),
+}
 
 
 def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def wait_for_event(client: httpx.Client, event_id: str, timeout: float = 15.0) -> dict[str, object]:
+def fail(answer: httpx.Response, what: str) -> None:
+    print(f"{what} failed: {answer.status_code} {answer.text}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+class Partner:
+    """A partner's back office: signs every request with its key."""
+
+    def __init__(self, client: httpx.Client, partner_id: str, key_id: str, secret: str) -> None:
+        self.client, self.partner_id, self.key_id, self.secret = client, partner_id, key_id, secret
+
+    def post(self, path: str, payload: object) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        full = f"/v1/partners/{self.partner_id}{path}"
+        headers = signed_headers(self.key_id, self.secret, "POST", full, body, int(time.time()))
+        return self.client.post(PARTNERS + full, content=body, headers={**headers, "content-type": "application/json"})
+
+
+def onboard(client: httpx.Client, partner_id: str) -> Partner:
+    """Register the partner; on a later run it exists, so ops issue it a fresh key instead."""
+    name, rates = PARTNER_TERMS[partner_id]
+    contract = {"valid_from": "2020-01-01", "currency": "CNY", **rates,
+                "issue_price_minor_per_point": "1.0", "redemption_price_minor_per_point": "0.8"}  # fmt: skip
+    answer = client.post(
+        f"{PARTNERS}/v1/partners", json={"partner_id": partner_id, "name": name, "contract": contract}, headers=OPS
+    )
+    if answer.status_code == 409:
+        answer = client.post(f"{PARTNERS}/v1/partners/{partner_id}/keys", headers=OPS)
+    if answer.status_code != 201:
+        fail(answer, f"onboarding {partner_id}")
+    credentials = answer.json()
+    return Partner(client, partner_id, credentials["key_id"], credentials["secret"])
+
+
+def wait_for(client: httpx.Client, member_headers: dict[str, str], entries: int, timeout: float = 30) -> list[Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer = client.get(f"{POINTS}/v1/events/{event_id}")
-        if answer.status_code == 200:
-            found: dict[str, object] = answer.json()
-            return found
-        if answer.status_code != 404:
-            answer.raise_for_status()
-        time.sleep(0.05)
-    raise SystemExit(f"points did not apply event {event_id} within {timeout:.0f} s; see .local/logs/points.log")
+        items: list[Any] = client.get(f"{POINTS}/v1/members/me/history", headers=member_headers).json()["items"]
+        if len(items) >= entries:
+            return items
+        time.sleep(0.1)
+    raise SystemExit(f"the ledger did not show {entries} entries within {timeout:.0f} s; see .local/logs/points.log")
 
 
 def main() -> int:
-    run = uuid.uuid4().hex[:8]
-    purchase = {
-        "idempotency_key": f"demo-{run}",
-        "customer_ref": "cust-1001",
-        "purchase_id": f"order-{run}",
-        "amount_minor": 25_800,
-        "currency": "CNY",
-        "category": "electronics",
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
-    with httpx.Client(timeout=10) as client:
-        step("A partner (skymall) posts a purchase of 258.00 CNY over HTTP")
-        started = time.monotonic()
-        answer = client.post(f"{PARTNERS}/v1/partners/skymall/purchases", json=purchase)
+    run = uuid.uuid4().hex[:6]
+    now = datetime.now(UTC).isoformat()
+    with httpx.Client(timeout=15) as client:
+        step("Ops onboard two partners with dated earn contracts; each gets its signing key once")
+        mall, air = onboard(client, "skymall"), onboard(client, "skyair")
+        print(f"    skymall: 1 point per CNY, 2 on electronics   key {mall.key_id}")
+        print(f"    skyair:  3 points per CNY                     key {air.key_id}")
+
+        step("Ops register a member, Ada; she links her shop accounts and her card")
+        answer = client.post(f"{POINTS}/v1/members", json={"display_name": "Ada"}, headers=OPS)
+        if answer.status_code != 201:
+            fail(answer, "registering Ada")
+        ada = answer.json()["member_id"]
+        me = {"Authorization": f"Bearer {AUTHORITY.issue(ada, Role.MEMBER)}"}
+        card = f"tok_ada{run}demo"
+        for identifier in (
+            {"kind": "partner", "partner_id": "skymall", "customer_ref": f"ada-{run}"},
+            {"kind": "partner", "partner_id": "skyair", "customer_ref": f"FF{run}"},
+            {"kind": "card", "card_token": card},
+        ):
+            linked = client.post(f"{POINTS}/v1/members/{ada}/identifiers", json=identifier, headers=me)
+            if linked.status_code != 201:
+                fail(linked, "linking an identifier")
+        print(f"    member {ada}: skymall ada-{run}, skyair FF{run}, card {card}")
+
+        step("SkyMall posts a signed purchase: a phone, 3,999.00 CNY (electronics)")
+        phone = {"idempotency_key": f"mall-{run}-1", "customer_ref": f"ada-{run}", "purchase_id": f"M{run}-1",
+                 "amount_minor": 399_900, "currency": "CNY", "category": "electronics", "occurred_at": now}  # fmt: skip
+        answer = mall.post("/purchases", phone)
         if answer.status_code != 202:
-            print(f"partners answered {answer.status_code}: {answer.text}", file=sys.stderr)
-            return 1
-        event_id = answer.json()["event_id"]
-        print(f"    partners: 202 Accepted, event {event_id} confirmed by Kafka")
+            fail(answer, "the SkyMall purchase")
+        print(f"    202 Accepted once Kafka confirmed: {answer.json()['points']} points")
 
-        step("points consumes loyalty.partner-purchases.v1 and stores it with its inbox entry")
-        applied = wait_for_event(client, event_id)
-        print(f"    points:   applied after {1000 * (time.monotonic() - started):.0f} ms")
-        for key in ("topic", "kind", "partner_id", "customer_ref", "external_id", "amount_minor", "currency"):
-            print(f"              {key:<13} {applied[key]}")
+        step("SkyAir posts a batch of two flights, 1,280.00 and 860.50 CNY")
+        flights = [
+            {"idempotency_key": f"air-{run}-{i}", "customer_ref": f"FF{run}", "purchase_id": f"A{run}-{i}",
+             "amount_minor": amount, "currency": "CNY", "occurred_at": now}
+            for i, amount in enumerate((128_000, 86_050))
+        ]  # fmt: skip
+        answer = air.post("/purchases/batch", {"purchases": flights})
+        if answer.status_code != 202:
+            fail(answer, "the SkyAir batch")
+        print(f"    202 Accepted: {[a['points'] for a in answer.json()['accepted']]} points")
 
-        step("The partner retries the same request (same idempotency key)")
-        again = client.post(f"{PARTNERS}/v1/partners/skymall/purchases", json=purchase)
-        same = again.json()["event_id"] == event_id
-        print(f"    partners: {again.status_code}, same event id: {same}")
-        time.sleep(1.0)  # give a duplicate the time to arrive before looking
-        recorded = client.get(f"{POINTS}/v1/events/{event_id}").json()
-        print(f"    points:   still one record, received at {recorded['received_at']} (the inbox dropped the copy)")
+        step("The bank's card system streams three of Ada's card payments")
+        card_events = list(CardFeed([card], seed=len(run) + int(run, 16)).events(3))
+        asyncio.run(publish(KAFKA, CARD_TRANSACTIONS.name, card_events))
+        for event in card_events:
+            p = event.payload  # type: ignore[attr-defined]
+            print(
+                f"    {p.merchant_name:<20} mcc {p.merchant_category_code}  {p.amount.amount_minor / 100:>10,.2f} CNY"
+            )
+
+        step("SkyMall refunds half of the phone order, 1,999.50 CNY")
+        answer = mall.post("/refunds", {"idempotency_key": f"mall-{run}-r1", "customer_ref": f"ada-{run}",
+                                        "refund_id": f"R{run}-1", "purchase_id": f"M{run}-1",
+                                        "amount_minor": 199_950, "currency": "CNY", "occurred_at": now})  # fmt: skip
+        if answer.status_code != 202:
+            fail(answer, "the refund")
+        print("    202 Accepted: the ledger reverses half of the phone's points")
+
+        step("Ada reads one balance and one history, whoever issued the points")
+        history = wait_for(client, me, entries=7)
+        balance = client.get(f"{POINTS}/v1/members/me/balance", headers=me).json()
+        print(f"    balance: {balance['posted']:,} points posted, {balance['available']:,} available")
+        print(f"    {'when (UTC)':<20} {'':>7}  {'reason':<17} {'from/to':<22} detail")
+        for entry in reversed(history):
+            sign = "+" if entry["direction"] == "credit" else "-"
+            memo = entry["memo"]
+            detail = memo.get("merchant_name") or memo.get("purchase_id") or ""
+            when = entry["posted_at"][:19].replace("T", " ")
+            amount, reason, other = entry["amount"], entry["reason"], entry["counterparty"]
+            print(f"    {when:<20} {sign}{amount:>6,}  {reason:<17} {other:<22} {detail}")
+        lots = client.get(f"{POINTS}/v1/members/me/lots", headers=me).json()["items"]
+        print(f"    {len(lots)} lots; the first expires {lots[0]['expires_at'][:10]}")
 
     step("Where to look next")
-    print(f"    API docs:      {PARTNERS}/docs  {POINTS}/docs  http://127.0.0.1:8103/docs")
-    print(f"    AsyncAPI:      {PARTNERS}/asyncapi.json  {POINTS}/asyncapi.json")
-    print("    logs:          .local/logs/*.log (JSON lines with trace ids)")
-    print("    stop it all:   make down")
+    print("    make verify     check every ledger invariant on this database")
+    print(f"    API docs:       {PARTNERS}/docs  {POINTS}/docs  http://127.0.0.1:8103/docs")
+    print("    logs:           .local/logs/*.log (JSON lines with trace ids)")
+    print("    stop it all:    make down")
     return 0
 
 

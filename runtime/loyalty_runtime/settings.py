@@ -12,6 +12,12 @@ LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_JWT_SECRET = "local-only-jwt-secret-do-not-use-in-production"
 
 
+def refuse_placeholder_secret(name: str, value: str, local_default: str) -> None:
+    """In production a secret must be real: not the local default, not a 'replace-me' placeholder."""
+    if value == local_default or "replace-me" in value.lower():
+        raise ValueError(f"{name} must be set to a real secret (32+ random characters) when ENVIRONMENT=production")
+
+
 class ServiceSettings(BaseSettings):
     """Every field is an environment variable of the same name in upper case."""
 
@@ -34,8 +40,7 @@ class ServiceSettings(BaseSettings):
         if self.environment == "production":
             if not self.database_url:
                 raise ValueError("DATABASE_URL must be set when ENVIRONMENT=production")
-            if self.jwt_secret == LOCAL_JWT_SECRET:
-                raise ValueError("JWT_SECRET must be set to a real secret when ENVIRONMENT=production")
+            refuse_placeholder_secret("JWT_SECRET", self.jwt_secret, LOCAL_JWT_SECRET)
         return self
 
     def dsn(self, local_database: str) -> str:

@@ -96,7 +96,8 @@ async def balances(dsn: str) -> list[tuple[str, int]]:
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            "SELECT account_id, credits_posted - debits_posted AS posted FROM accounts WHERE kind IN ('member', 'unclaimed')"
+            "SELECT account_id, credits_posted - debits_posted AS posted FROM accounts"
+            " WHERE kind IN ('member', 'unclaimed')"
         )
     finally:
         await conn.close()

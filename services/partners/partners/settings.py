@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from loyalty_runtime.settings import ServiceSettings
+from loyalty_runtime.settings import ServiceSettings, refuse_placeholder_secret
 
 LOCAL_PARTNER_KEY_SECRET = "local-only-partner-key-secret-do-not-use-in-production"
 
@@ -23,6 +23,6 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _refuse_local_partner_key_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.partner_key_secret == LOCAL_PARTNER_KEY_SECRET:
-            raise ValueError("PARTNER_KEY_SECRET must be set to a real secret when ENVIRONMENT=production")
+        if self.environment == "production":
+            refuse_placeholder_secret("PARTNER_KEY_SECRET", self.partner_key_secret, LOCAL_PARTNER_KEY_SECRET)
         return self
