@@ -113,6 +113,20 @@ def read_pid(name: str) -> int | None:
     return pid
 
 
+def alive(pid: int) -> bool:
+    """True while the process runs; reaps it first when this process started it (else it lingers as a zombie)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: started by an earlier `make up`
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def spawn(name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> int:
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -129,9 +143,7 @@ def stop_pid(name: str, timeout: float = 30.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not alive(pid):
             break
         time.sleep(0.1)
     else:
@@ -380,7 +392,7 @@ def down(only: dict[str, bool] | None = None) -> None:
     for service in reversed(SERVICES):
         if stop_pid(service.name):
             say(f"stopped {service.name}")
-    if (only is None or only.get("kafka")) and stop_pid("kafka", timeout=20):
+    if (only is None or only.get("kafka")) and stop_pid("kafka", timeout=60):
         say("stopped Kafka")
     if (only is None or only.get("postgres")) and stop_postgres():
         say("stopped PostgreSQL")

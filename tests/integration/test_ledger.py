@@ -10,6 +10,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
+from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.ledger import PointsCredited
 from contracts.topics import CARD_TRANSACTIONS, LEDGER_EVENTS, PARTNER_PURCHASES
 from points.handlers.verify import verify_ledger
@@ -26,8 +27,11 @@ from tests.support.ledger import (
     purchase,
     refund,
 )
-from tests.support.services import http, points_service, running
+from tests.support.partner_client import SignedPartnerClient, ops_token, purchase_item, register_partner
+from tests.support.services import http, partners_service, points_service, running
 from tests.support.waiting import eventually
+from tools.cardfeed import CardFeed
+from tools.cardfeed import publish as publish_cards
 
 pytestmark = pytest.mark.integration
 Database = Callable[[str], Awaitable[str]]
@@ -273,3 +277,60 @@ async def test_ledger_events_leave_through_the_outbox(points, infra):
     assert credited.payload.cause_event_id == event.event_id
     assert credited.correlation_id == event.correlation_id
     assert record.key == str(member).encode(), "ledger events are keyed by member"
+
+
+async def test_signed_partner_purchases_and_the_card_feed_credit_one_member(infra, topic_prefix, database: Database):
+    """The whole earn path: a partner's signed HTTP request and the card system's feed, into one balance."""
+    partners_dsn, points_dsn = await database("partners"), await database("points")
+    async with (
+        running(partners_service(infra.kafka, partners_dsn, topic_prefix)) as partners,
+        running(points_service(infra.kafka, points_dsn, topic_prefix)) as points,
+        http(partners) as partners_api,
+        http(points) as api,
+    ):
+        mall = SignedPartnerClient(
+            partners_api,
+            await register_partner(partners_api, ops_token(), "skymall", category_rates={"electronics": "2"}),
+        )
+        member = await new_member(api)
+        await link(api, member, partner_id="skymall", customer_ref="cust-1")
+        await link(api, member, card_token="tok_feed00000001")
+
+        answer = await mall.purchases_batch(
+            [purchase_item("b-1", 25_800, category="electronics"), purchase_item("b-2", 1_050)]
+        )
+        assert answer.status_code == 202, answer.text
+        assert [a["points"] for a in answer.json()["accepted"]] == [516, 10]
+
+        feed = list(CardFeed(["tok_feed00000001"], seed=3, reversal_share=0.3).events(40))
+        await publish_cards(infra.kafka, CARD_TRANSACTIONS.qualified(topic_prefix), feed)
+        await wait_applied(api, *feed)
+        partner_events = [uuid.UUID(a["event_id"]) for a in answer.json()["accepted"]]
+        for event_id in partner_events:
+            await eventually(lambda e=event_id: _applied_id(api, e), what="the partner purchases")
+
+        history = await _full_history(api, member)
+        earned = {h["cause_event_id"]: h for h in history if h["direction"] == "credit"}
+        assert {str(e) for e in partner_events} <= set(earned)
+        card_purchases = [e for e in feed if isinstance(e, CardPurchasePosted)]
+        assert len(card_purchases) == 40
+        assert any(isinstance(e, CardReversalPosted) for e in feed), "the feed reverses some purchases"
+        posted = sum(h["amount"] if h["direction"] == "credit" else -h["amount"] for h in history)
+        assert (await balance(api, member))["posted"] == posted
+        assert posted >= 526
+    await assert_invariants(points_dsn)
+
+
+async def _applied_id(api, event_id: uuid.UUID) -> bool:
+    return (await api.get(f"/v1/events/{event_id}", headers=OPS)).status_code == 200
+
+
+async def _full_history(api, member: uuid.UUID) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get(f"/v1/members/{member}/history", params=params, headers=member_headers(member))).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
