@@ -13,7 +13,19 @@ from pydantic import Field, TypeAdapter
 
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
-from contracts.events.ledger import PointsCredited, PointsDebited
+from contracts.events.holds import (
+    CaptureHold,
+    HoldCaptured,
+    HoldCaptureRefused,
+    HoldPoints,
+    HoldRejected,
+    HoldReleased,
+    PointsHeld,
+    ReleaseHold,
+)
+from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
+from contracts.events.offers import OfferPublished, OfferWithdrawn
+from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPlaced
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
 
 
@@ -66,4 +78,44 @@ LEDGER_EVENTS = Topic(
     description="Transfers the ledger committed, published through the points service's outbox.",
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (PARTNER_PURCHASES, CARD_TRANSACTIONS, LEDGER_EVENTS)
+LEDGER_TRANSFERS = Topic(
+    name="loyalty.ledger-transfers.v1",
+    events=(TransferPosted,),
+    key="the partner the transfer concerns ('ledger' when none)",
+    description="Every posted transfer, through the points service's outbox; settlement is derived from it.",
+)
+OFFERS = Topic(
+    name="loyalty.offers.v1",
+    events=(OfferPublished, OfferWithdrawn),
+    key="partner id",
+    description="Reward offers partners publish; the redemption service builds the catalog from them.",
+)
+HOLD_COMMANDS = Topic(
+    name="loyalty.hold-commands.v1",
+    events=(HoldPoints, CaptureHold, ReleaseHold),
+    key="member id, so one member's holds are applied in order",
+    description="Two-phase transfer commands from the redemption service to the ledger.",
+)
+HOLD_RESULTS = Topic(
+    name="loyalty.hold-results.v1",
+    events=(PointsHeld, HoldRejected, HoldCaptured, HoldReleased, HoldCaptureRefused),
+    key="member id",
+    description="What the ledger did with each hold command, and holds it released on expiry.",
+)
+REDEMPTION_ORDERS = Topic(
+    name="loyalty.redemption-orders.v1",
+    events=(OrderPlaced, OrderFulfilled, OrderCancelled),
+    key="member id",
+    description="Each step of a redemption order.",
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    PARTNER_PURCHASES,
+    CARD_TRANSACTIONS,
+    LEDGER_EVENTS,
+    LEDGER_TRANSFERS,
+    OFFERS,
+    HOLD_COMMANDS,
+    HOLD_RESULTS,
+    REDEMPTION_ORDERS,
+)

@@ -366,9 +366,10 @@ def create_topics() -> None:
 # --- commands ------------------------------------------------------------------------------
 
 
-def infra() -> dict[str, bool]:
-    """Start Kafka and PostgreSQL as needed; returns which ones this call started."""
-    started = {"kafka": start_kafka()}
+def infra(started: dict[str, bool] | None = None) -> dict[str, bool]:
+    """Start Kafka and PostgreSQL as needed; records in `started` which ones this call started."""
+    started = {} if started is None else started
+    started["kafka"] = start_kafka()
     started["postgres"] = False if os.environ.get("DATABASE_URL") else start_postgres()
     create_topics()
     return started
@@ -423,10 +424,12 @@ def status() -> None:
 
 
 def test(pytest_args: list[str]) -> int:
-    started = infra()
+    """Run pytest against Kafka and PostgreSQL; stop afterwards only what this call started, even on failure."""
+    started: dict[str, bool] = {}
     env = dict(os.environ)
     env.update({"KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP, "TEST_DATABASE_ADMIN_URL": database_admin_url()})
     try:
+        infra(started)
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT).returncode
     finally:
         if any(started.values()):

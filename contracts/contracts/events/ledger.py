@@ -1,4 +1,4 @@
-"""Facts that the ledger publishes after it committed a transfer touching a member."""
+"""Facts that the ledger publishes after it committed a transfer."""
 
 from __future__ import annotations
 
@@ -37,3 +37,25 @@ class PointsDebited(Event):
     type: Literal["PointsDebited"] = "PointsDebited"
     version: Literal[1] = 1
     payload: LedgerMovement
+
+
+class TransferPayload(Contract):
+    transfer_id: uuid.UUID
+    debit_account: str
+    credit_account: str
+    amount: int = Field(gt=0)
+    reason: str = Field(min_length=1, max_length=64)
+    cause_event_id: uuid.UUID
+    issuer_account: str | None = Field(
+        default=None,
+        description="For points leaving a member's lots (expiry, gifts): the account that issued them, "
+        "e.g. 'partner:skymall:issued', so settlement can attribute breakage.",
+    )
+
+
+class TransferPosted(Event):
+    """Every posted transfer of the ledger, for settlement and reconciliation."""
+
+    type: Literal["TransferPosted"] = "TransferPosted"
+    version: Literal[1] = 1
+    payload: TransferPayload

@@ -1,0 +1,61 @@
+"""Reward offers that partners publish; the redemption service builds the member catalog from them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, model_validator
+
+from contracts.envelope import Contract, Event, UtcDatetime
+from contracts.ids import Category, ExternalRef, PartnerId
+
+OfferKind = Literal["product", "voucher", "discount"]
+
+
+class OfferPayload(Contract):
+    partner_id: PartnerId
+    offer_id: ExternalRef = Field(description="The partner's id for the offer; unique per partner.")
+    revision: int = Field(ge=1, description="Grows with every change; a reader keeps the highest it has seen.")
+    kind: OfferKind
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    category: Category
+    price_points: int = Field(gt=0, le=10**9, description="What one unit costs, in points.")
+    stock: int = Field(ge=0, le=10**9, description="Units offered in total over the offer's life.")
+    valid_from: UtcDatetime
+    valid_until: UtcDatetime
+    fulfilment_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Where the redemption service asks the partner to fulfil an order (products, discounts). "
+        "Vouchers need none: the programme issues their codes.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OfferPayload:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        if self.kind != "voucher" and self.fulfilment_url is None:
+            raise ValueError(f"a {self.kind} offer needs a fulfilment_url")
+        return self
+
+
+class OfferWithdrawnPayload(Contract):
+    partner_id: PartnerId
+    offer_id: ExternalRef
+    revision: int = Field(ge=1)
+
+
+class OfferPublished(Event):
+    """A partner published a reward offer, or a new revision of it (price, stock, window)."""
+
+    type: Literal["OfferPublished"] = "OfferPublished"
+    version: Literal[1] = 1
+    payload: OfferPayload
+
+
+class OfferWithdrawn(Event):
+    """A partner withdrew an offer; orders already placed complete."""
+
+    type: Literal["OfferWithdrawn"] = "OfferWithdrawn"
+    version: Literal[1] = 1
+    payload: OfferWithdrawnPayload
