@@ -69,9 +69,12 @@ def card_purchase(card_token: str, transaction_id: str, amount_minor: int, mcc: 
 
 
 def key_of(event: Event) -> bytes:
+    """The partition key the real producer uses: card token, member, or partner customer."""
     payload = event.payload  # type: ignore[attr-defined]
     if hasattr(payload, "card_token"):
         return str(payload.card_token).encode()
+    if hasattr(payload, "member_id"):
+        return str(payload.member_id).encode()
     return f"{payload.partner_id}:{payload.customer_ref}".encode()
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from fastapi import FastAPI, status
 from opentelemetry import trace
 
-from contracts.events.ledger import PointsCredited, PointsDebited
-from contracts.topics import LEDGER_EVENTS
+from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejected, HoldReleased, PointsHeld
+from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
+from contracts.topics import HOLD_RESULTS, LEDGER_EVENTS, LEDGER_TRANSFERS
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
 from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
@@ -21,6 +22,8 @@ from points.adapters.store import PointsStore
 from points.api import events, members, ops
 from points.handlers.earn import UnprocessableEventError
 from points.handlers.expiry import ExpiryOutcome, run_expiry
+from points.handlers.gifts import GiftIdReusedError, GiftRefusedError
+from points.handlers.holds import expire_holds
 from points.handlers.ledger_events import LedgerEventWriter
 from points.handlers.members import IdentifierTakenError, MemberNotFoundError
 from points.handlers.queries import BadCursorError
@@ -53,6 +56,19 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         description=LEDGER_EVENTS.description,
         schema=PointsCredited | PointsDebited,
     )
+    # Declared for the AsyncAPI document; the outbox relay sends through the one producer.
+    shell.broker.publisher(
+        writer.transfers_topic,
+        title="ledger transfers",
+        description=LEDGER_TRANSFERS.description,
+        schema=TransferPosted,
+    )
+    shell.broker.publisher(
+        HOLD_RESULTS.qualified(settings.kafka_topic_prefix),
+        title="hold results",
+        description=HOLD_RESULTS.description,
+        schema=PointsHeld | HoldRejected | HoldCaptured | HoldReleased | HoldCaptureRefused,
+    )
 
     async def publish(topic: str, key: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
         future: asyncio.Future[object] = await ledger_publisher.publish(
@@ -75,9 +91,18 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
 
     shell.add_background("expiry", expiry_schedule)
 
+    async def hold_expiry_schedule() -> None:
+        while True:
+            released = await expire_holds(store(), writer, settings.kafka_topic_prefix, datetime.now(UTC))
+            if released:
+                log.info("expired holds released", extra={"holds": released})
+            await asyncio.sleep(settings.hold_expiry_interval_seconds)
+
+    shell.add_background("hold expiry", hold_expiry_schedule)
+
     authority = TokenAuthority(settings.jwt_secret)
     authenticate = principal_dependency(lambda: authority)
-    shell.app.include_router(members.router(store, writer, authenticate))
+    shell.app.include_router(members.router(store, writer, authenticate, settings.gift_daily_limit))
     shell.app.include_router(ops.router(store, expire_now, authenticate))
     shell.app.include_router(events.router(store, authenticate))
     shell.map_errors(
@@ -86,6 +111,8 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
             IdentifierTakenError: status.HTTP_409_CONFLICT,
             BadCursorError: status.HTTP_400_BAD_REQUEST,
             UnprocessableEventError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+            GiftRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+            GiftIdReusedError: status.HTTP_409_CONFLICT,
         }
     )
     return shell

@@ -12,8 +12,9 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
+from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
-from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES, Topic
+from contracts.topics import CARD_TRANSACTIONS, HOLD_COMMANDS, PARTNER_PURCHASES, Topic
 from loyalty_runtime.kafka import (
     BATCH_MAX_RECORDS,
     BATCH_WAIT_MS,
@@ -28,24 +29,21 @@ from loyalty_runtime.telemetry import message_spans
 from points.adapters.card_rates import CardRatesCache
 from points.adapters.store import PointsStore
 from points.handlers.earn import Fact, UnprocessableEventError, apply_earn_batch, to_fact
+from points.handlers.holds import HoldResults, apply_hold_commands
 from points.handlers.ledger_events import LedgerEventWriter
 from points.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class EarnConsumer:
-    """Consumes one earn topic in batches: one database transaction per batch."""
+class BatchConsumer:
+    """Consumes one topic in batches (one database transaction each); undecodable records go to its DLQ."""
 
-    def __init__(
-        self, shell: ServiceShell, settings: Settings, topic: Topic, rates: CardRatesCache, events: LedgerEventWriter
-    ) -> None:
+    def __init__(self, shell: ServiceShell, settings: Settings, topic: Topic) -> None:
         self.shell = shell
         self.settings = settings
         self.topic = topic
         self.name = shell.topic(topic.name)
-        self.rates = rates
-        self.events = events
         self.dead_letters: DefaultPublisher = shell.broker.publisher(
             shell.topic(topic.dead_letter),
             title=f"{topic.name}: dead letters",
@@ -63,6 +61,15 @@ class EarnConsumer:
             "decoder": EnvelopeBatchDecoder(self.topic),
             "title": self.topic.description,
         }
+
+
+class EarnConsumer(BatchConsumer):
+    def __init__(
+        self, shell: ServiceShell, settings: Settings, topic: Topic, rates: CardRatesCache, events: LedgerEventWriter
+    ) -> None:
+        super().__init__(shell, settings, topic)
+        self.rates = rates
+        self.events = events
 
     async def consume(self, events: Sequence[Event], message: KafkaMessage) -> None:
         refused = rejected(message)
@@ -86,9 +93,31 @@ class EarnConsumer:
         log.debug("earn batch applied", extra={"topic": self.name, **outcome.counts})
 
 
+class HoldCommandConsumer(BatchConsumer):
+    def __init__(self, shell: ServiceShell, settings: Settings, events: LedgerEventWriter) -> None:
+        super().__init__(shell, settings, HOLD_COMMANDS)
+        self.events = events
+
+    async def consume(self, commands: Sequence[Event], message: KafkaMessage) -> None:
+        await send_to_dead_letter(self.dead_letters, rejected(message), self.shell.name)
+        if not commands:
+            return
+        with message_spans(self.shell.tracer, "points apply hold command", [a.headers for a in accepted(message)]):
+            results = HoldResults(self.settings.kafka_topic_prefix)
+            await apply_hold_commands(PointsStore(self.shell.pool), self.name, commands, self.events, results)
+
+
 def register(shell: ServiceShell, settings: Settings, rates: CardRatesCache, events: LedgerEventWriter) -> None:
     partner = EarnConsumer(shell, settings, PARTNER_PURCHASES, rates, events)
     card = EarnConsumer(shell, settings, CARD_TRANSACTIONS, rates, events)
+    holds = HoldCommandConsumer(shell, settings, events)
+
+    @shell.broker.subscriber(holds.name, **holds.subscriber_options())  # type: ignore[call-overload]
+    async def on_hold_commands(
+        batch: list[HoldPoints | CaptureHold | ReleaseHold],
+        message: Annotated[KafkaMessage, Context("message")],
+    ) -> None:
+        await holds.consume(batch, message)
 
     @shell.broker.subscriber(partner.name, **partner.subscriber_options())  # type: ignore[call-overload]
     async def on_partner_events(

@@ -12,6 +12,8 @@ class Settings(ServiceSettings):
     consumer_group: str = "points"
     lot_validity_days: int = Field(default=730, ge=1, description="How long earned points stay valid.")
     expiry_interval_seconds: float = Field(default=60.0, gt=0, description="How often the expiry job runs.")
+    hold_expiry_interval_seconds: float = Field(default=2.0, gt=0, description="How often expired holds are released.")
+    gift_daily_limit: int = Field(default=10_000, ge=0, description="Points a member may give away per UTC day.")
 
     @property
     def lot_validity(self) -> timedelta:

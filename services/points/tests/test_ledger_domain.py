@@ -79,7 +79,7 @@ def test_a_transfer_balances_and_creates_a_lot_that_expires():
     assert book.account(SHOP).posted == -250
     [new_lot] = book.changes().new_lots
     assert (new_lot.lot_id, new_lot.remaining, new_lot.expires_at) == (made.transfer_id, 250, T0 + 2 * YEAR)
-    assert book.changes().deltas == {SHOP: (250, 0), ALICE: (0, 250)}
+    assert book.changes().deltas == {SHOP: (250, 0, 0, 0), ALICE: (0, 250, 0, 0)}
 
 
 def test_transfer_ids_derive_from_their_cause():
@@ -174,7 +174,7 @@ def test_refund_after_points_spent_creates_clawback_repaid_by_later_earnings():
     work.earn(purchase(50, key="partner:skymall:o-3"))
     assert book.account(receivable.account_id).posted == 0
     assert book.account(ALICE).posted == 30
-    assert sum(d - c for d, c in book.changes().deltas.values()) == 0
+    assert sum(d - c for d, c, _, _ in book.changes().deltas.values()) == 0
 
 
 def test_refund_of_unclaimed_points_that_expired_comes_back_from_breakage():

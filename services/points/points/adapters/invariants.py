@@ -83,6 +83,29 @@ CHECKS: tuple[Check, ...] = (
         """,
     ),
     Check(
+        "pending_balances_match_open_holds",
+        "each account's pending debits and credits equal the holds still open against it",
+        """
+        WITH open AS (SELECT debit_account, credit_account, amount FROM holds WHERE status = 'pending'),
+             d AS (SELECT debit_account AS account_id, sum(amount) AS total FROM open GROUP BY 1),
+             c AS (SELECT credit_account AS account_id, sum(amount) AS total FROM open GROUP BY 1)
+        SELECT a.account_id, a.debits_pending, COALESCE(d.total, 0) AS open_hold_debits,
+               a.credits_pending, COALESCE(c.total, 0) AS open_hold_credits
+        FROM accounts a LEFT JOIN d USING (account_id) LEFT JOIN c USING (account_id)
+        WHERE a.debits_pending <> COALESCE(d.total, 0) OR a.credits_pending <> COALESCE(c.total, 0)
+        """,
+    ),
+    Check(
+        "captured_holds_posted_once",
+        "every captured hold was posted as exactly one transfer of its amount between its accounts",
+        """
+        SELECT h.hold_id, h.amount, t.amount AS transferred
+        FROM holds h LEFT JOIN transfers t ON t.transfer_id = h.transfer_id
+        WHERE h.status = 'posted' AND (t.amount IS DISTINCT FROM h.amount OR t.debit_account <> h.debit_account
+                                       OR t.credit_account <> h.credit_account)
+        """,
+    ),
+    Check(
         "events_applied_at_most_once",
         "every source event earned at most once, and only after its inbox entry",
         """

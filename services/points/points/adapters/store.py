@@ -18,6 +18,7 @@ import orjson
 
 from points.domain.card_rates import CardRate
 from points.domain.earning import Earning, Reverse
+from points.domain.holds import Hold, HoldStatus
 from points.domain.ledger import (
     Account,
     AccountKind,
@@ -60,22 +61,25 @@ FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
 """
 
 LIVE_LOTS = """
-SELECT lot_id, account_id, amount, remaining, earned_at, expires_at
+SELECT lot_id, account_id, amount, remaining, earned_at, expires_at, issuer
 FROM lots WHERE account_id = ANY($1::text[]) AND remaining > 0
 """
 
 INSERT_TRANSFERS = """
 INSERT INTO transfers
-    (transfer_id, debit_account, credit_account, amount, reason, cause_event_id, occurred_at, expires_at, memo)
-SELECT * FROM unnest(
+    (transfer_id, debit_account, credit_account, amount, reason, cause_event_id, occurred_at, expires_at, memo,
+     posted_at)
+SELECT *, $10::timestamptz FROM unnest(
     $1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::uuid[], $7::timestamptz[],
     $8::timestamptz[], $9::jsonb[]
 )
 """
 
 INSERT_LOTS = """
-INSERT INTO lots (lot_id, account_id, amount, remaining, earned_at, expires_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
+INSERT INTO lots (lot_id, account_id, amount, remaining, earned_at, expires_at, issuer)
+SELECT * FROM unnest(
+    $1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]
+)
 """
 
 UPDATE_LOTS = """
@@ -91,9 +95,44 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
 
 APPLY_DELTAS = """
 UPDATE accounts a
-SET debits_posted = a.debits_posted + d.debits, credits_posted = a.credits_posted + d.credits
-FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(account_id, debits, credits)
+SET debits_posted = a.debits_posted + d.debits, credits_posted = a.credits_posted + d.credits,
+    debits_pending = a.debits_pending + d.debits_pending, credits_pending = a.credits_pending + d.credits_pending
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+    AS d(account_id, debits, credits, debits_pending, credits_pending)
 WHERE a.account_id = d.account_id
+"""
+
+INSERT_HOLDS = """
+INSERT INTO holds (hold_id, member_id, order_id, debit_account, credit_account, amount, expires_at, status)
+SELECT *, 'pending' FROM unnest(
+    $1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[]
+)
+"""
+
+LOAD_HOLDS = """
+SELECT hold_id, member_id, order_id, debit_account, credit_account, amount, expires_at, status, void_reason,
+       transfer_id
+FROM holds WHERE hold_id = ANY($1::uuid[]) ORDER BY hold_id FOR UPDATE
+"""
+
+SETTLE_HOLDS = """
+UPDATE holds h SET status = u.status, void_reason = u.void_reason, transfer_id = u.transfer_id, settled_at = $5
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[]) AS u(hold_id, status, void_reason, transfer_id)
+WHERE h.hold_id = u.hold_id
+"""
+
+DUE_HOLDS = """
+SELECT hold_id FROM holds WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2
+"""
+
+EXISTING_MEMBERS = "SELECT member_id FROM members WHERE member_id = ANY($1::uuid[])"
+
+FIND_GIFT = "SELECT gift_id, sender, recipient, amount, message, given_at FROM gifts WHERE gift_id = $1"
+
+GIFTED_SINCE = "SELECT COALESCE(sum(amount), 0) FROM gifts WHERE sender = $1 AND given_at >= $2"
+
+INSERT_GIFT = """
+INSERT INTO gifts (gift_id, sender, recipient, amount, message, given_at) VALUES ($1, $2, $3, $4, $5, $6)
 """
 
 LOAD_EARNINGS = """
@@ -259,15 +298,22 @@ class Transaction:
             return []
         rows = await self.conn.fetch(LIVE_LOTS, ids)
         return [
-            Lot(r["lot_id"], r["account_id"], r["amount"], r["remaining"], r["earned_at"], r["expires_at"])
+            Lot(r["lot_id"], r["account_id"], r["amount"], r["remaining"], r["earned_at"], r["expires_at"], r["issuer"])
             for r in rows
         ]
 
-    async def write(self, changes: Changes) -> None:
-        """Persist what a `Book` did: transfers, lots, lot debits and balances."""
+    async def write(self, changes: Changes, posted_at: datetime) -> None:
+        """Persist what a `Book` did: transfers (posted at `posted_at`), lots, lot debits and balances."""
         transfers = changes.transfers
-        if not transfers:
-            return
+        if transfers:
+            await self._write_transfers(changes, posted_at)
+        ids = sorted(changes.deltas)
+        if ids:
+            columns = list(zip(*(changes.deltas[a] for a in ids), strict=True))
+            await self.conn.execute(APPLY_DELTAS, ids, *(list(c) for c in columns))
+
+    async def _write_transfers(self, changes: Changes, posted_at: datetime) -> None:
+        transfers = changes.transfers
         await self.conn.execute(
             INSERT_TRANSFERS,
             [t.transfer_id for t in transfers],
@@ -279,6 +325,7 @@ class Transaction:
             [t.occurred_at for t in transfers],
             [t.expires_at for t in transfers],
             [_json(t.memo) for t in transfers],
+            posted_at,
         )
         if changes.new_lots:
             lots = changes.new_lots
@@ -290,6 +337,7 @@ class Transaction:
                 [x.remaining for x in lots],
                 [x.earned_at for x in lots],
                 [x.expires_at for x in lots],
+                [x.issuer for x in lots],
             )
         if changes.lot_remaining:
             await self.conn.execute(UPDATE_LOTS, list(changes.lot_remaining), list(changes.lot_remaining.values()))
@@ -301,10 +349,60 @@ class Transaction:
                 [d.lot_id for d in debits],
                 [d.amount for d in debits],
             )
-        ids = sorted(changes.deltas)
-        await self.conn.execute(
-            APPLY_DELTAS, ids, [changes.deltas[a][0] for a in ids], [changes.deltas[a][1] for a in ids]
-        )
+
+    async def existing_members(self, member_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.conn.fetch(EXISTING_MEMBERS, list(set(member_ids)))
+        return {r["member_id"] for r in rows}
+
+    async def holds(self, hold_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Hold]:
+        """Lock and load the holds, by id."""
+        rows = await self.conn.fetch(LOAD_HOLDS, sorted(set(hold_ids)))
+        return {
+            r["hold_id"]: Hold(
+                r["hold_id"], r["member_id"], r["order_id"], r["debit_account"], r["credit_account"], r["amount"],
+                r["expires_at"], HoldStatus(r["status"]), r["void_reason"], r["transfer_id"],
+            )
+            for r in rows
+        }  # fmt: skip
+
+    async def insert_holds(self, holds: Sequence[Hold]) -> None:
+        if holds:
+            await self.conn.execute(
+                INSERT_HOLDS,
+                [h.hold_id for h in holds],
+                [h.member_id for h in holds],
+                [h.order_id for h in holds],
+                [h.debit_account for h in holds],
+                [h.credit_account for h in holds],
+                [h.amount for h in holds],
+                [h.expires_at for h in holds],
+            )
+
+    async def settle_holds(self, holds: Sequence[Hold], at: datetime) -> None:
+        if holds:
+            await self.conn.execute(
+                SETTLE_HOLDS,
+                [h.hold_id for h in holds],
+                [h.status.value for h in holds],
+                [h.void_reason for h in holds],
+                [h.transfer_id for h in holds],
+                at,
+            )
+
+    async def due_holds(self, as_of: datetime, limit: int) -> list[uuid.UUID]:
+        return [r["hold_id"] for r in await self.conn.fetch(DUE_HOLDS, as_of, limit)]
+
+    async def find_gift(self, gift_id: uuid.UUID) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self.conn.fetchrow(FIND_GIFT, gift_id)
+        return row
+
+    async def gifted_since(self, sender: uuid.UUID, since: datetime) -> int:
+        return int(await self.conn.fetchval(GIFTED_SINCE, sender, since))
+
+    async def insert_gift(
+        self, gift_id: uuid.UUID, sender: uuid.UUID, recipient: uuid.UUID, amount: int, message: str, at: datetime
+    ) -> None:
+        await self.conn.execute(INSERT_GIFT, gift_id, sender, recipient, amount, message, at)
 
     async def earnings(self, source_keys: Iterable[str]) -> dict[str, Earning]:
         keys = sorted(set(source_keys))

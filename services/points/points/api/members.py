@@ -13,6 +13,7 @@ from loyalty_runtime.auth import Principal, Role, require_member_access, require
 from points.adapters.store import PointsStore
 from points.handlers import queries
 from points.handlers.earn import card_identifier, partner_identifier
+from points.handlers.gifts import give
 from points.handlers.ledger_events import LedgerEventWriter
 from points.handlers.members import link_identifier, register_member
 
@@ -102,13 +103,31 @@ class Linked(BaseModel):
     claimed_points: int = Field(description="Unclaimed points that moved to the member with this link.")
 
 
+class GiftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gift_id: uuid.UUID = Field(description="Chosen by the client; sending the same gift again gives it once.")
+    to_member_id: uuid.UUID
+    amount: int = Field(gt=0, le=10**9)
+    message: str = Field(default="", max_length=200)
+
+
+class GiftOut(BaseModel):
+    gift_id: uuid.UUID
+    amount: int
+    given_at: datetime
+
+
 class IdentifierOut(BaseModel):
     identifier: str
     linked_at: datetime
 
 
 def router(
-    store: Callable[[], PointsStore], events: LedgerEventWriter, authenticate: Callable[..., Principal]
+    store: Callable[[], PointsStore],
+    events: LedgerEventWriter,
+    authenticate: Callable[..., Principal],
+    gift_daily_limit: int,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/members", tags=["members"])
     Caller = Annotated[Principal, Depends(authenticate)]
@@ -180,6 +199,24 @@ def router(
         if not outcome.newly_linked:
             response.status_code = status.HTTP_200_OK
         return Linked(identifier=outcome.identifier, claimed_points=outcome.claimed_points)
+
+    @api.post(
+        "/{member_ref}/gifts",
+        status_code=status.HTTP_201_CREATED,
+        response_model=GiftOut,
+        responses={409: {"description": "gift_id used for another gift."}, 422: {"description": "Refused."}},
+    )
+    async def post_gift(
+        member_ref: MemberRef, body: GiftIn, caller: Caller, points: Store, response: Response
+    ) -> GiftOut:
+        """Give points to another member; both histories show the gift. Limited per UTC day."""
+        sender = resolve(caller, member_ref)
+        outcome = await give(
+            points, events, body.gift_id, sender, body.to_member_id, body.amount, body.message, gift_daily_limit
+        )
+        if not outcome.new:
+            response.status_code = status.HTTP_200_OK
+        return GiftOut(gift_id=outcome.gift_id, amount=outcome.amount, given_at=outcome.given_at)
 
     @api.get("/{member_ref}/identifiers", response_model=list[IdentifierOut])
     async def get_identifiers(member_ref: MemberRef, caller: Caller, points: Store) -> list[dict[str, Any]]:

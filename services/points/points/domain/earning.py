@@ -147,6 +147,7 @@ class EarnPlan:
                 occurred_at=fact.occurred_at,
                 memo=fact.memo,
                 lot_expires_at=fact.occurred_at + self.lot_validity,
+                lot_issuer=fact.issuer_account,
             )
             self._repay_clawback(holder, fact)
         for waiting in self.parked.pop(fact.source_key, []):

@@ -32,6 +32,7 @@ class AccountKind(StrEnum):
     CARD_ISSUED = "card_issued"
     BREAKAGE = "breakage"
     RECEIVABLE = "receivable"
+    PARTNER_REDEEMED = "partner_redeemed"
 
     @property
     def holds_lots(self) -> bool:
@@ -66,6 +67,11 @@ def partner_issued_account(partner_id: str) -> str:
     return f"partner:{partner_id}:issued"
 
 
+def partner_redeemed_account(partner_id: str) -> str:
+    """Points redeemed with a partner: what the programme owes it for (settlement)."""
+    return f"partner:{partner_id}:redeemed"
+
+
 def receivable_account(member_id: uuid.UUID) -> str:
     """What a member owes after a refund reversed points it had already spent (a clawback)."""
     return f"receivable:{member_id}"
@@ -79,6 +85,8 @@ def kind_of(account_id: str) -> AccountKind:
     prefix = account_id.split(":", 1)[0]
     if prefix == "partner" and account_id.endswith(":issued"):
         return AccountKind.PARTNER_ISSUED
+    if prefix == "partner" and account_id.endswith(":redeemed"):
+        return AccountKind.PARTNER_REDEEMED
     kinds = {"member": AccountKind.MEMBER, "unclaimed": AccountKind.UNCLAIMED, "receivable": AccountKind.RECEIVABLE}
     if prefix in kinds:
         return kinds[prefix]
@@ -130,6 +138,8 @@ class Lot:
     remaining: int
     earned_at: datetime
     expires_at: datetime
+    issuer: str | None = None
+    """The account that issued these points (a partner's, the card programme's); kept through claims and gifts."""
 
     def sort_key(self) -> tuple[datetime, datetime, str]:
         return (self.expires_at, self.earned_at, str(self.lot_id))
@@ -163,8 +173,8 @@ class Changes:
     lot_remaining: dict[uuid.UUID, int]
     """Existing lots whose `remaining` changed, with the new value."""
     lot_debits: list[LotDebit]
-    deltas: dict[str, tuple[int, int]]
-    """Per account: (posted debits added, posted credits added)."""
+    deltas: dict[str, tuple[int, int, int, int]]
+    """Per account: (posted debits, posted credits, pending debits, pending credits) added; pending may shrink."""
 
 
 class Book:
@@ -216,6 +226,7 @@ class Book:
         memo: Mapping[str, Any] | None = None,
         lot_expires_at: datetime | None = None,
         lot_earned_at: datetime | None = None,
+        lot_issuer: str | None = None,
         prefer_lot: uuid.UUID | None = None,
     ) -> Transfer:
         """Post a transfer. Raises InsufficientPointsError instead of overdrawing."""
@@ -238,18 +249,43 @@ class Book:
         if source.kind.holds_lots:
             self._take_lots(source.account_id, made, prefer_lot)
         if target.kind.holds_lots and lot_expires_at is not None:
-            lot = Lot(transfer_id, credit, amount, amount, lot_earned_at or occurred_at, lot_expires_at)
+            lot = Lot(transfer_id, credit, amount, amount, lot_earned_at or occurred_at, lot_expires_at, lot_issuer)
             self._lots.setdefault(credit, []).append(lot)
             self._lots[credit].sort(key=Lot.sort_key)
             self._new_lots.append(lot)
 
         source.debits_posted += amount
         target.credits_posted += amount
-        self._deltas.setdefault(debit, [0, 0])[0] += amount
-        self._deltas.setdefault(credit, [0, 0])[1] += amount
+        self._delta(debit)[0] += amount
+        self._delta(credit)[1] += amount
         self._transfers.append(made)
         self._seen.add(transfer_id)
         return made
+
+    def reserve(self, debit: str, credit: str, amount: int) -> None:
+        """The pending half of a two-phase transfer (a hold). Raises instead of overdrawing."""
+        if amount <= 0:
+            raise LedgerError(f"a hold reserves a positive amount, not {amount}")
+        source, target = self.account(debit), self.account(credit)
+        if source.kind.must_not_overdraw and source.available < amount:
+            raise InsufficientPointsError(debit, source.available, amount)
+        source.debits_pending += amount
+        target.credits_pending += amount
+        self._delta(debit)[2] += amount
+        self._delta(credit)[3] += amount
+
+    def unreserve(self, debit: str, credit: str, amount: int) -> None:
+        """Undo `reserve`: before a hold is posted (as a transfer) or when it is voided."""
+        source, target = self.account(debit), self.account(credit)
+        if source.debits_pending < amount or target.credits_pending < amount:
+            raise LedgerError(f"no pending {amount} between {debit} and {credit} to release")
+        source.debits_pending -= amount
+        target.credits_pending -= amount
+        self._delta(debit)[2] -= amount
+        self._delta(credit)[3] -= amount
+
+    def _delta(self, account_id: str) -> list[int]:
+        return self._deltas.setdefault(account_id, [0, 0, 0, 0])
 
     def _take_lots(self, account_id: str, made: Transfer, prefer_lot: uuid.UUID | None) -> None:
         if account_id not in self._lots_loaded_for:
@@ -281,5 +317,5 @@ class Book:
                 if lot.lot_id in self._touched_lots
             },
             lot_debits=list(self._lot_debits),
-            deltas={account: (d, c) for account, (d, c) in self._deltas.items()},
+            deltas={account: (d, c, dp, cp) for account, (d, c, dp, cp) in self._deltas.items()},
         )

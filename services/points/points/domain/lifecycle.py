@@ -32,6 +32,7 @@ def claim(book: Book, identifier: str, member_account_id: str, claimed_at: datet
             memo={"identifier": identifier},
             lot_expires_at=lot.expires_at,
             lot_earned_at=lot.earned_at,
+            lot_issuer=lot.issuer,
             prefer_lot=lot.lot_id,
         )
         for lot in book.live_lots(source)
@@ -61,6 +62,7 @@ def expire(book: Book, account_ids: Iterable[str], as_of: datetime) -> list[Tran
                 reason="expiry",
                 cause_event_id=lot.lot_id,
                 occurred_at=lot.expires_at,
+                memo={"issuer": lot.issuer} if lot.issuer else {},
                 prefer_lot=lot.lot_id,
             )
         )

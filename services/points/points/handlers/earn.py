@@ -27,7 +27,7 @@ from points.domain.ledger import (
     receivable_account,
     unclaimed_account,
 )
-from points.handlers.ledger_events import LedgerEventWriter
+from points.handlers.ledger_events import LedgerEventWriter, post_changes
 
 Fact = Earn | Reverse
 
@@ -144,15 +144,12 @@ async def apply_earn_batch(
         plan = EarnPlan(book, holders, earnings, parked, lot_validity)
         for fact in facts:
             outcome.add(plan.earn(fact) if isinstance(fact, Earn) else plan.reverse(fact))
-        changes = book.changes()
-        await tx.write(changes)
         occurred = {f.source_key: f.occurred_at for f in earns}
         await tx.save_earnings(plan.new_earnings, occurred, list(plan.changed_earnings.values()))
         await tx.park(plan.newly_parked)
         await tx.unpark(plan.unparked)
-        messages = events.for_transfers(changes.transfers, correlations)
-        messages += [dead_letter(events.dead_letter_topic(topic), fact, reason) for fact, reason in plan.rejected]
-        await tx.enqueue(messages)
+        rejected = [dead_letter(events.dead_letter_topic(topic), fact, reason) for fact, reason in plan.rejected]
+        await post_changes(tx, book, events, correlations=correlations, extra=rejected)
     return outcome
 
 

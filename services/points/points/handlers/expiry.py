@@ -8,7 +8,7 @@ from datetime import datetime
 from points.adapters.store import PointsStore
 from points.domain.ledger import BREAKAGE, Book
 from points.domain.lifecycle import expire
-from points.handlers.ledger_events import LedgerEventWriter
+from points.handlers.ledger_events import LedgerEventWriter, post_changes
 
 LOTS_PER_TRANSACTION = 1_000
 
@@ -29,8 +29,7 @@ async def run_expiry(store: PointsStore, events: LedgerEventWriter, as_of: datet
             book = Book(await tx.lock_accounts([*accounts, BREAKAGE]), await tx.live_lots(accounts))
             book.mark_lots_loaded(accounts)
             made = expire(book, accounts, as_of)
-            await tx.write(book.changes())
-            await tx.enqueue(events.for_transfers(made))
+            await post_changes(tx, book, events)
         if not made:  # what is still due is reserved by holds
             return outcome
         outcome.lots += len(made)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from points.adapters.store import PointsStore
 from points.domain.ledger import Book, member_account, unclaimed_account
 from points.domain.lifecycle import claim
-from points.handlers.ledger_events import LedgerEventWriter
+from points.handlers.ledger_events import LedgerEventWriter, post_changes
 
 
 class MemberNotFoundError(LookupError):
@@ -56,6 +56,5 @@ async def link_identifier(
             return LinkOutcome(identifier, 0, newly_linked=True)
         book.mark_lots_loaded([source])
         moved = claim(book, identifier, target, now)
-        await tx.write(book.changes())
-        await tx.enqueue(events.for_transfers(moved))
+        await post_changes(tx, book, events)
     return LinkOutcome(identifier, sum(t.amount for t in moved), newly_linked=True)
