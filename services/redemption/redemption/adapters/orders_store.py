@@ -1,0 +1,190 @@
+"""PostgreSQL persistence of redemption orders, stock counters and the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from redemption.domain.orders import Order, OrderState
+
+_COLUMNS = """order_id, member_id, partner_id, offer_id, kind, quantity, unit_points, hold_expires_at,
+       fulfilment_deadline, state, stock_reserved, attempts, next_attempt_at, voucher_code, partner_reference,
+       cancel_reason"""
+
+OFFER_FOR_ORDER = """
+SELECT kind, price_points, withdrawn, valid_from, valid_until, fulfilment_url,
+       greatest(stock - units_reserved - units_sold, 0) AS available
+FROM catalog WHERE partner_id = $1 AND offer_id = $2
+"""
+
+INSERT_ORDER = """
+INSERT INTO orders (order_id, member_id, idempotency_key, partner_id, offer_id, kind, quantity, unit_points, state,
+                    hold_id, hold_expires_at, fulfilment_deadline)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (member_id, idempotency_key) DO NOTHING
+RETURNING order_id
+"""
+
+ORDER_BY_KEY = f"SELECT {_COLUMNS}, idempotency_key FROM orders WHERE member_id = $1 AND idempotency_key = $2"
+
+LOCK_ORDERS = f"SELECT {_COLUMNS} FROM orders WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE"
+
+SAVE_ORDERS = """
+UPDATE orders o SET state = u.state, stock_reserved = u.stock_reserved, attempts = u.attempts,
+    next_attempt_at = u.next_attempt_at, voucher_code = u.voucher_code, partner_reference = u.partner_reference,
+    cancel_reason = u.cancel_reason, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::int[], $5::timestamptz[], $6::text[], $7::text[], $8::text[])
+    AS u(order_id, state, stock_reserved, attempts, next_attempt_at, voucher_code, partner_reference, cancel_reason)
+WHERE o.order_id = u.order_id
+"""
+
+RESERVE_STOCK = """
+UPDATE catalog SET units_reserved = units_reserved + $3
+WHERE partner_id = $1 AND offer_id = $2 AND stock - units_reserved - units_sold >= $3
+RETURNING 1
+"""
+
+RETURN_STOCK = "UPDATE catalog SET units_reserved = units_reserved - $3 WHERE partner_id = $1 AND offer_id = $2"
+
+SELL_STOCK = """
+UPDATE catalog SET units_reserved = units_reserved - $3, units_sold = units_sold + $3
+WHERE partner_id = $1 AND offer_id = $2
+"""
+
+CLAIM_FULFILMENTS = f"""
+WITH due AS (
+    SELECT order_id FROM orders WHERE state = 'fulfilling' AND next_attempt_at <= $1
+    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+UPDATE orders o SET next_attempt_at = $3, attempts = o.attempts + 1, updated_at = now()
+FROM due WHERE o.order_id = due.order_id
+RETURNING {", ".join("o." + c.strip() for c in _COLUMNS.split(","))},
+          (SELECT fulfilment_url FROM catalog c WHERE c.partner_id = o.partner_id AND c.offer_id = o.offer_id)
+              AS fulfilment_url
+"""
+
+MEMBER_ORDERS = f"""
+SELECT {_COLUMNS}, created_at FROM orders
+WHERE member_id = $1 AND (created_at, order_id) < ($2, $3)
+ORDER BY created_at DESC, order_id DESC LIMIT $4
+"""
+
+ORDER_VIEW = f"SELECT {_COLUMNS}, created_at, updated_at FROM orders WHERE order_id = $1"
+
+CLAIM_INBOX = """
+INSERT INTO inbox (event_id, topic) SELECT id, $2 FROM unnest($1::uuid[]) AS id
+ON CONFLICT (event_id) DO NOTHING RETURNING event_id
+"""
+
+ENQUEUE = """
+INSERT INTO outbox (topic, key, payload, headers)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
+"""
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+def to_order(row: asyncpg.Record) -> Order:
+    return Order(
+        row["order_id"], row["member_id"], row["partner_id"], row["offer_id"], row["kind"], row["quantity"],
+        row["unit_points"], row["hold_expires_at"], row["fulfilment_deadline"], OrderState(row["state"]),
+        row["stock_reserved"], row["attempts"], row["next_attempt_at"], row["voucher_code"],
+        row["partner_reference"], row["cancel_reason"],
+    )  # fmt: skip
+
+
+class OrdersTransaction:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return {r["event_id"] for r in await self.conn.fetch(CLAIM_INBOX, list(event_ids), topic)}
+
+    async def offer(self, partner_id: str, offer_id: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self.conn.fetchrow(OFFER_FOR_ORDER, partner_id, offer_id)
+        return row
+
+    async def insert(self, order: Order, idempotency_key: str) -> bool:
+        made = await self.conn.fetchval(
+            INSERT_ORDER, order.order_id, order.member_id, idempotency_key, order.partner_id, order.offer_id,
+            order.kind, order.quantity, order.unit_points, order.state.value, order.hold_id, order.hold_expires_at,
+            order.fulfilment_deadline,
+        )  # fmt: skip
+        return made is not None
+
+    async def by_key(self, member_id: uuid.UUID, idempotency_key: str) -> Order | None:
+        row = await self.conn.fetchrow(ORDER_BY_KEY, member_id, idempotency_key)
+        return to_order(row) if row is not None else None
+
+    async def lock(self, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Order]:
+        rows = await self.conn.fetch(LOCK_ORDERS, sorted(set(order_ids)))
+        return {r["order_id"]: to_order(r) for r in rows}
+
+    async def save(self, orders: Sequence[Order]) -> None:
+        if orders:
+            await self.conn.execute(
+                SAVE_ORDERS,
+                [o.order_id for o in orders],
+                [o.state.value for o in orders],
+                [o.stock_reserved for o in orders],
+                [o.attempts for o in orders],
+                [o.next_attempt_at for o in orders],
+                [o.voucher_code for o in orders],
+                [o.partner_reference for o in orders],
+                [o.cancel_reason for o in orders],
+            )
+
+    async def reserve_stock(self, order: Order) -> bool:
+        return await self.conn.fetchval(RESERVE_STOCK, order.partner_id, order.offer_id, order.quantity) is not None
+
+    async def return_stock(self, order: Order) -> None:
+        await self.conn.execute(RETURN_STOCK, order.partner_id, order.offer_id, order.quantity)
+
+    async def sell_stock(self, order: Order) -> None:
+        await self.conn.execute(SELL_STOCK, order.partner_id, order.offer_id, order.quantity)
+
+    async def claim_fulfilments(self, now: datetime, lease_until: datetime, limit: int) -> list[tuple[Order, str]]:
+        rows = await self.conn.fetch(CLAIM_FULFILMENTS, now, limit, lease_until)
+        return [(to_order(r), r["fulfilment_url"]) for r in rows]
+
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        if messages:
+            await self.conn.execute(
+                ENQUEUE,
+                [m.topic for m in messages],
+                [m.key for m in messages],
+                [m.payload for m in messages],
+                [orjson.dumps(m.headers).decode() for m in messages],
+            )
+
+
+class OrdersStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[OrdersTransaction]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield OrdersTransaction(conn)
+
+    async def view(self, order_id: uuid.UUID) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(ORDER_VIEW, order_id)
+        return dict(row) if row is not None else None
+
+    async def member_orders(
+        self, member_id: uuid.UUID, before: tuple[datetime, uuid.UUID], limit: int
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._pool.fetch(MEMBER_ORDERS, member_id, before[0], before[1], limit)]

@@ -1,0 +1,176 @@
+"""The redemption saga: an order's states and what each step asks of the ledger and the catalog.
+
+    awaiting_hold -- PointsHeld, stock reserved --> fulfilling -- partner delivered --> capturing
+    capturing -- HoldCaptured --> fulfilled
+    awaiting_hold -- PointsHeld, no stock --> cancelling -- HoldReleased --> cancelled
+    fulfilling -- partner declined, or deadline passed --> cancelling
+    awaiting_hold -- HoldRejected --> cancelled
+
+Every order ends in exactly one of `fulfilled` (delivered, points captured, stock sold) or
+`cancelled` (nothing delivered, points released, stock given back). A hold is only captured
+after the partner delivered, and only released when nothing was or will be delivered.
+The rare exception is `payment_failed`: the partner delivered but the ledger refused a capture
+that came after the hold expired and the member had spent the points meanwhile.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+# Fixed forever: hold ids derive from order ids.
+_HOLDS = uuid.UUID("0f4c9a7e-2b61-4d3a-9e85-6a1d3c2b7f90")
+
+
+class OrderState(StrEnum):
+    AWAITING_HOLD = "awaiting_hold"
+    FULFILLING = "fulfilling"
+    CAPTURING = "capturing"
+    CANCELLING = "cancelling"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+    PAYMENT_FAILED = "payment_failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (OrderState.FULFILLED, OrderState.CANCELLED, OrderState.PAYMENT_FAILED)
+
+
+class Ask(StrEnum):
+    """What a transition asks the outside world to do, in the same transaction as the new state."""
+
+    HOLD = "hold"
+    CAPTURE = "capture"
+    RELEASE = "release"
+    RESERVE_STOCK = "reserve_stock"
+    RETURN_STOCK = "return_stock"
+    SELL_STOCK = "sell_stock"
+    ISSUE_VOUCHER = "issue_voucher"
+    PUBLISH_PLACED = "publish_placed"
+    PUBLISH_FULFILLED = "publish_fulfilled"
+    PUBLISH_CANCELLED = "publish_cancelled"
+
+
+class OrderRefusedError(ValueError):
+    """An order the catalog does not allow; the message says why."""
+
+
+@dataclass
+class Order:
+    order_id: uuid.UUID
+    member_id: uuid.UUID
+    partner_id: str
+    offer_id: str
+    kind: str
+    quantity: int
+    unit_points: int
+    hold_expires_at: datetime
+    fulfilment_deadline: datetime
+    state: OrderState = OrderState.AWAITING_HOLD
+    stock_reserved: bool = False
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    voucher_code: str | None = None
+    partner_reference: str | None = None
+    cancel_reason: str | None = None
+    asks: list[Ask] = field(default_factory=list)
+
+    @property
+    def points(self) -> int:
+        return self.unit_points * self.quantity
+
+    @property
+    def hold_id(self) -> uuid.UUID:
+        return hold_id_for(self.order_id)
+
+    def _cancel(self, reason: str) -> None:
+        """Stop: release the hold and give back the stock, then wait for the release."""
+        self.state = OrderState.CANCELLING
+        self.cancel_reason = reason
+        self.next_attempt_at = None
+        self.asks.append(Ask.RELEASE)
+        if self.stock_reserved:
+            self.asks.append(Ask.RETURN_STOCK)
+            self.stock_reserved = False
+
+    def held(self, stock_available: bool, now: datetime) -> None:
+        """The ledger reserved the points. `stock_available`: whether units could be reserved for it."""
+        if self.state is not OrderState.AWAITING_HOLD:
+            return
+        if not stock_available:
+            self._cancel("out_of_stock")
+            return
+        self.stock_reserved = True
+        if self.kind == "voucher":
+            self.asks.append(Ask.ISSUE_VOUCHER)
+            self.delivered(reference=None)
+            return
+        self.state = OrderState.FULFILLING
+        self.next_attempt_at = now
+
+    def hold_refused(self, reason: str) -> None:
+        if self.state is OrderState.AWAITING_HOLD:
+            self.state = OrderState.CANCELLED
+            self.cancel_reason = reason
+            self.asks.append(Ask.PUBLISH_CANCELLED)
+
+    def delivered(self, reference: str | None) -> None:
+        """The partner fulfilled the order (or its voucher was issued): take the points."""
+        if self.state not in (OrderState.FULFILLING, OrderState.AWAITING_HOLD):
+            return
+        self.state = OrderState.CAPTURING
+        self.partner_reference = reference
+        self.next_attempt_at = None
+        self.asks.append(Ask.CAPTURE)
+
+    def declined(self, reason: str) -> None:
+        """The partner will not fulfil the order (or did not in time): give everything back."""
+        if self.state is OrderState.FULFILLING:
+            self._cancel(reason)
+
+    def retry_later(self, now: datetime, delay: timedelta) -> None:
+        """The partner could not be reached; try again, unless the deadline passed."""
+        if self.state is not OrderState.FULFILLING:
+            return
+        if now + delay >= self.fulfilment_deadline:
+            self._cancel("fulfilment_timeout")
+        else:
+            self.next_attempt_at = now + delay
+
+    def captured(self) -> None:
+        if self.state is OrderState.CAPTURING:
+            self.state = OrderState.FULFILLED
+            self.asks += [Ask.SELL_STOCK, Ask.PUBLISH_FULFILLED]
+            self.stock_reserved = False
+
+    def released(self, reason: str) -> None:
+        """The ledger voided the hold, on our request or because it expired."""
+        if self.state is OrderState.CANCELLING:
+            self.state = OrderState.CANCELLED
+            self.asks.append(Ask.PUBLISH_CANCELLED)
+        elif self.state in (OrderState.AWAITING_HOLD, OrderState.FULFILLING):
+            # The hold expired before anything was delivered: nothing will be.
+            self.state = OrderState.CANCELLED
+            self.cancel_reason = f"hold_{reason}"
+            self.next_attempt_at = None
+            if self.stock_reserved:
+                self.asks.append(Ask.RETURN_STOCK)
+                self.stock_reserved = False
+            self.asks.append(Ask.PUBLISH_CANCELLED)
+        # capturing: a capture is on its way; the ledger answers it with HoldCaptured or a refusal.
+
+    def capture_refused(self, reason: str) -> None:
+        if self.state is OrderState.CAPTURING:
+            self.state = OrderState.PAYMENT_FAILED
+            self.cancel_reason = reason
+
+
+def hold_id_for(order_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_HOLDS, str(order_id))
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """1, 2, 4, 8, then 15 seconds between attempts to reach a partner."""
+    return timedelta(seconds=min(2 ** max(attempts - 1, 0), 15))
