@@ -150,6 +150,20 @@ class SignedPartnerClient:
     async def contracts(self) -> httpx.Response:
         return await self.send("GET", "/contracts")
 
+    async def put_offer(self, offer_id: str, offer: Mapping[str, object]) -> httpx.Response:
+        """Publish or change an offer (tests.support.offers.offer_body builds one)."""
+        return await self.send("PUT", f"/offers/{offer_id}", json.dumps(offer).encode())
+
+    async def withdraw_offer(self, offer_id: str) -> httpx.Response:
+        return await self.send("DELETE", f"/offers/{offer_id}")
+
+    async def offer(self, offer_id: str) -> httpx.Response:
+        return await self.send("GET", f"/offers/{offer_id}")
+
+    async def offers(self, cursor: str | None = None, limit: int | None = None) -> httpx.Response:
+        query = httpx.QueryParams({k: v for k, v in {"cursor": cursor, "limit": limit}.items() if v is not None})
+        return await self.send("GET", f"/offers?{query}" if query else "/offers")
+
     def _fresh_timestamp(self, method: str, path: str, body: bytes) -> int:
         now = int(self._clock())
         self._used = {k: t for k, t in self._used.items() if t > now - REPLAY_WINDOW_SECONDS}

@@ -13,6 +13,8 @@ import partners.app
 import partners.settings
 import points.app
 import points.settings
+import redemption.app
+import redemption.settings
 from loyalty_runtime.service import ServiceShell
 
 
@@ -36,6 +38,19 @@ def partners_service(
         environment="test", database_url=dsn, kafka_bootstrap_servers=kafka, kafka_topic_prefix=prefix
     )
     return partners.app.build(settings, tracer_provider=provider)
+
+
+def redemption_service(
+    kafka: str, dsn: str, prefix: str, *, provider: trace.TracerProvider | None = None, group: str | None = None
+) -> ServiceShell:
+    settings = redemption.settings.Settings(
+        environment="test",
+        database_url=dsn,
+        kafka_bootstrap_servers=kafka,
+        kafka_topic_prefix=prefix,
+        consumer_group=group or f"redemption-{uuid.uuid4().hex[:8]}",
+    )
+    return redemption.app.build(settings, tracer_provider=provider)
 
 
 @asynccontextmanager

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 from opentelemetry import trace
 
+from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
-from contracts.topics import PARTNER_PURCHASES
+from contracts.topics import OFFERS, PARTNER_PURCHASES
 from loyalty_runtime.auth import TokenAuthority
+from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
 from partners.adapters.cache import CachingRegistry
 from partners.adapters.events import KafkaEventPublisher
+from partners.adapters.offers_store import OfferStore
 from partners.adapters.store import PartnerStore
-from partners.api import errors, intake, registry
+from partners.api import errors, intake, offers, registry
 from partners.handlers.authentication import Clock, PartnerAuthenticator, forget_expired_signatures
+from partners.handlers.offers import OfferEvents
 from partners.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -47,6 +52,19 @@ def build(
         description=PARTNER_PURCHASES.description,
         schema=PartnerPurchaseRecorded | PartnerRefundRecorded,
     )
+    offer_events = shell.broker.publisher(
+        shell.topic(OFFERS.name),
+        title="reward offers",
+        description=OFFERS.description,
+        schema=OfferPublished | OfferWithdrawn,
+    )
+
+    async def publish(topic: str, key: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = await offer_events.publish(
+            payload, topic=topic, key=key.encode(), headers=headers, no_confirm=True
+        )
+        return future
+
     store = PartnerStore(lambda: shell.pool)
     cached = CachingRegistry(store, ttl=settings.credential_cache_seconds)
     authenticator = PartnerAuthenticator(cached, store, settings.partner_key_secret, clock)
@@ -54,7 +72,11 @@ def build(
 
     shell.app.include_router(registry.router(cached, authenticator, tokens, settings.partner_key_secret, clock))
     shell.app.include_router(intake.router(KafkaEventPublisher(partner_events), cached, authenticator, clock))
+    offer_store, offer_writer = OfferStore(lambda: shell.pool), OfferEvents(settings.kafka_topic_prefix)
+    shell.app.include_router(offers.router(offer_store, offer_writer, authenticator, tokens, clock))
     errors.install(shell.app)
+    offers.install(shell.app)
+    shell.add_background("outbox relay", OutboxRelay(lambda: shell.pool, publish).run)
     shell.add_background("forget-expired-signatures", lambda: forget_expired_signatures(store, clock))
     return shell
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, status
 from opentelemetry import trace
 
+from loyalty_runtime.auth import TokenAuthority, principal_dependency
 from loyalty_runtime.service import ServiceShell
+from redemption import consumers
+from redemption.adapters.catalog_store import CatalogStore
+from redemption.api import catalog
+from redemption.domain.catalog import BadCursorError, OfferNotFoundError
 from redemption.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -15,7 +21,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProvider | None = None) -> ServiceShell:
     settings = settings or Settings()
-    return ServiceShell(
+    shell = ServiceShell(
         "redemption",
         settings,
         database="loyalty_redemption",
@@ -23,6 +29,12 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         description="Redemption orders, the cross-partner catalog, vouchers and the redemption saga.",
         tracer_provider=tracer_provider,
     )
+    consumers.register(shell, settings)
+    authority = TokenAuthority(settings.jwt_secret)
+    authenticate = principal_dependency(lambda: authority)
+    shell.app.include_router(catalog.router(lambda: CatalogStore(shell.pool), authenticate, lambda: datetime.now(UTC)))
+    shell.map_errors({OfferNotFoundError: status.HTTP_404_NOT_FOUND, BadCursorError: status.HTTP_400_BAD_REQUEST})
+    return shell
 
 
 def create_app() -> FastAPI:
