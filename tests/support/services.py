@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,16 +42,25 @@ def partners_service(
 
 
 def redemption_service(
-    kafka: str, dsn: str, prefix: str, *, provider: trace.TracerProvider | None = None, group: str | None = None
+    kafka: str,
+    dsn: str,
+    prefix: str,
+    *,
+    provider: trace.TracerProvider | None = None,
+    group: str | None = None,
+    partners: httpx.AsyncBaseTransport | None = None,
+    **overrides: Any,
 ) -> ServiceShell:
+    """`partners` answers the fulfilment callbacks in place of real partner systems."""
     settings = redemption.settings.Settings(
         environment="test",
         database_url=dsn,
         kafka_bootstrap_servers=kafka,
         kafka_topic_prefix=prefix,
         consumer_group=group or f"redemption-{uuid.uuid4().hex[:8]}",
+        **overrides,
     )
-    return redemption.app.build(settings, tracer_provider=provider)
+    return redemption.app.build(settings, tracer_provider=provider, fulfilment_transport=partners)
 
 
 @asynccontextmanager

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI, status
 from opentelemetry import trace
 
+from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
+from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPlaced
+from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
+from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
 from redemption import consumers
 from redemption.adapters.catalog_store import CatalogStore
-from redemption.api import catalog
+from redemption.adapters.fulfilment import PartnerFulfilment
+from redemption.adapters.orders_store import OrdersStore
+from redemption.api import catalog, orders
 from redemption.domain.catalog import BadCursorError, OfferNotFoundError
+from redemption.domain.orders import OrderRefusedError
+from redemption.handlers.orders import Saga, fulfil_due
 from redemption.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProvider | None = None) -> ServiceShell:
+def build(
+    settings: Settings | None = None,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    fulfilment_transport: httpx.AsyncBaseTransport | None = None,
+) -> ServiceShell:
+    """`fulfilment_transport` replaces the network for partner callbacks (tests)."""
     settings = settings or Settings()
     shell = ServiceShell(
         "redemption",
@@ -29,11 +45,48 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         description="Redemption orders, the cross-partner catalog, vouchers and the redemption saga.",
         tracer_provider=tracer_provider,
     )
-    consumers.register(shell, settings)
+    saga = Saga(settings.kafka_topic_prefix, settings.hold_ttl, settings.fulfilment_timeout)
+    consumers.register(shell, settings, saga)
     authority = TokenAuthority(settings.jwt_secret)
     authenticate = principal_dependency(lambda: authority)
     shell.app.include_router(catalog.router(lambda: CatalogStore(shell.pool), authenticate, lambda: datetime.now(UTC)))
-    shell.map_errors({OfferNotFoundError: status.HTTP_404_NOT_FOUND, BadCursorError: status.HTTP_400_BAD_REQUEST})
+    shell.app.include_router(orders.router(lambda: OrdersStore(shell.pool), saga, authenticate))
+    shell.map_errors(
+        {
+            OfferNotFoundError: status.HTTP_404_NOT_FOUND,
+            BadCursorError: status.HTTP_400_BAD_REQUEST,
+            OrderRefusedError: status.HTTP_409_CONFLICT,
+        }
+    )
+
+    commands = shell.broker.publisher(
+        saga.commands,
+        title="hold commands",
+        description=HOLD_COMMANDS.description,
+        schema=HoldPoints | CaptureHold | ReleaseHold,
+    )
+    shell.broker.publisher(
+        saga.orders,
+        title="redemption orders",
+        description=REDEMPTION_ORDERS.description,
+        schema=OrderPlaced | OrderFulfilled | OrderCancelled,
+    )
+
+    async def publish(topic: str, key: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = await commands.publish(
+            payload, topic=topic, key=key.encode(), headers=headers, no_confirm=True
+        )
+        return future
+
+    shell.add_background("outbox relay", OutboxRelay(lambda: shell.pool, publish).run)
+    partners = PartnerFulfilment(settings.fulfilment_signing_secret, fulfilment_transport)
+
+    async def fulfilment_worker() -> None:
+        while True:
+            if not await fulfil_due(OrdersStore(shell.pool), saga, partners):
+                await asyncio.sleep(settings.fulfilment_poll_seconds)
+
+    shell.add_background("fulfilment", fulfilment_worker)
     return shell
 
 

@@ -11,8 +11,9 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from contracts.envelope import Event
+from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejected, HoldReleased, PointsHeld
 from contracts.events.offers import OfferPublished, OfferWithdrawn
-from contracts.topics import OFFERS
+from contracts.topics import HOLD_RESULTS, OFFERS
 from loyalty_runtime.kafka import (
     BATCH_MAX_RECORDS,
     BATCH_WAIT_MS,
@@ -25,8 +26,10 @@ from loyalty_runtime.kafka import (
 from loyalty_runtime.service import ServiceShell
 from loyalty_runtime.telemetry import message_spans
 from redemption.adapters.catalog_store import CatalogStore
+from redemption.adapters.orders_store import OrdersStore
 from redemption.domain.catalog import OfferChange, UnusableOfferError
 from redemption.handlers.catalog import apply_offer_batch, to_change
+from redemption.handlers.orders import Saga, apply_hold_results
 from redemption.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,8 +78,48 @@ class OfferConsumer:
         log.debug("offer batch applied", extra={"topic": self.name, **outcome.counts})
 
 
-def register(shell: ServiceShell, settings: Settings) -> None:
+class HoldResultConsumer:
+    """Moves orders on by the ledger's answers (loyalty.hold-results.v1), one transaction per batch."""
+
+    def __init__(self, shell: ServiceShell, settings: Settings, saga: Saga) -> None:
+        self.shell = shell
+        self.saga = saga
+        self.name = shell.topic(HOLD_RESULTS.name)
+        self.options = {
+            "group_id": settings.consumer_group,
+            "batch": True,
+            "max_records": BATCH_MAX_RECORDS,
+            "batch_timeout_ms": BATCH_WAIT_MS,
+            "auto_offset_reset": "earliest",
+            "ack_policy": AckPolicy.NACK_ON_ERROR,
+            "decoder": EnvelopeBatchDecoder(HOLD_RESULTS),
+            "title": HOLD_RESULTS.description,
+        }
+        self.dead_letters: DefaultPublisher = shell.broker.publisher(
+            shell.topic(HOLD_RESULTS.dead_letter),
+            title=f"{HOLD_RESULTS.name}: dead letters",
+            description="Hold results the redemption service could not accept, unchanged, with a dlq-reason header.",
+        )
+
+    async def consume(self, results: Sequence[Event], message: KafkaMessage) -> None:
+        await send_to_dead_letter(self.dead_letters, rejected(message), self.shell.name)
+        if results:
+            with message_spans(
+                self.shell.tracer, "redemption apply hold result", [a.headers for a in accepted(message)]
+            ):
+                await apply_hold_results(OrdersStore(self.shell.pool), self.saga, self.name, results)
+
+
+def register(shell: ServiceShell, settings: Settings, saga: Saga) -> None:
     offers = OfferConsumer(shell, settings)
+    holds = HoldResultConsumer(shell, settings, saga)
+
+    @shell.broker.subscriber(holds.name, **holds.options)  # type: ignore[call-overload]
+    async def on_hold_results(
+        batch: list[PointsHeld | HoldRejected | HoldCaptured | HoldReleased | HoldCaptureRefused],
+        message: Annotated[KafkaMessage, Context("message")],
+    ) -> None:
+        await holds.consume(batch, message)
 
     @shell.broker.subscriber(offers.name, **offers.subscriber_options())  # type: ignore[call-overload]
     async def on_offers(

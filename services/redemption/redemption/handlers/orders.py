@@ -28,6 +28,7 @@ from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
 from loyalty_runtime.telemetry import inject_context
 from redemption.adapters.fulfilment import Fulfilment, PartnerFulfilment
 from redemption.adapters.orders_store import OrdersStore, OrdersTransaction, OutboxMessage
+from redemption.domain.catalog import OfferNotFoundError
 from redemption.domain.orders import Ask, Order, OrderRefusedError, OrderState, retry_delay
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,6 @@ async def _answer(fulfilment: Fulfilment) -> Fulfilment:
 
 SOURCE = "redemption"
 _EVENTS = uuid.UUID("6c0e9b3a-8f27-4d51-a4c6-1e7b2d9f3a08")
-
-
-class OfferNotFoundError(LookupError):
-    def __init__(self, partner_id: str, offer_id: str) -> None:
-        super().__init__(f"offer {partner_id}/{offer_id} is not in the catalog; browse GET /v1/catalog")
 
 
 class Saga:

@@ -1,0 +1,222 @@
+"""Redeem anywhere: the saga through real Kafka between points and redemption; no overspend, no oversell."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+import pytest
+
+from contracts.topics import OFFERS, PARTNER_PURCHASES
+from points.handlers.verify import verify_ledger
+from tests.support.ledger import OPS, balance, link, member_headers, new_member, publish, purchase
+from tests.support.offers import published
+from tests.support.services import http, points_service, redemption_service, running
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+class Partner:
+    """A partner's fulfilment endpoint: answers each callback as `answer` says, and remembers deliveries."""
+
+    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.answer = answer
+        self.delivered: set[str] = set()
+        self.calls = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        response = self.answer(request)
+        if response.is_success:
+            self.delivered.add(request.headers["Idempotency-Key"])
+        return response
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+
+@pytest.fixture
+def partner() -> Partner:
+    return Partner(
+        lambda request: httpx.Response(200, json={"reference": f"SKY-{request.headers['Idempotency-Key'][:8]}"})
+    )
+
+
+@pytest.fixture
+async def stack(infra, topic_prefix, database, partner: Partner):
+    points_dsn, redemption_dsn = await database("points"), await database("redemption")
+    async with (
+        running(points_service(infra.kafka, points_dsn, topic_prefix)) as points,
+        running(
+            redemption_service(
+                infra.kafka, redemption_dsn, topic_prefix, partners=partner.transport, fulfilment_timeout_seconds=4
+            )
+        ) as redemption,
+        http(points) as points_api,
+        http(redemption) as redemption_api,
+    ):
+        yield points_api, redemption_api, points_dsn, redemption_dsn, topic_prefix
+
+
+async def members_with(points_api, infra, prefix: str, count: int, each: int, points_dsn: str) -> list[uuid.UUID]:
+    members = [await new_member(points_api, f"m{i}") for i in range(count)]
+    for member in members:
+        await link(points_api, member, partner_id="skymall", customer_ref=f"c-{member.hex[:10]}")
+    events = [purchase(f"c-{m.hex[:10]}", f"o-{m.hex[:10]}", each * 100, points=each) for m in members]
+    await publish(infra.kafka, PARTNER_PURCHASES.qualified(prefix), events)
+
+    async def all_earned() -> bool:
+        conn = await asyncpg.connect(points_dsn)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM earnings") >= count
+        finally:
+            await conn.close()
+
+    await eventually(all_earned, what="members' points")
+    return members
+
+
+async def offer(redemption_api, infra, prefix: str, offer_id: str, **fields) -> None:
+    await publish(infra.kafka, OFFERS.qualified(prefix), [published("skyair", offer_id, 1, **fields)], key=b"skyair")
+
+    async def listed() -> bool:
+        answer = await redemption_api.get(f"/v1/catalog/skyair/{offer_id}", headers=OPS)
+        return answer.status_code == 200
+
+    await eventually(listed, what=f"offer {offer_id} in the catalog")
+
+
+async def order(redemption_api, member: uuid.UUID, offer_id: str, key: str | None = None) -> dict:
+    answer = await redemption_api.post(
+        "/v1/orders",
+        json={"partner_id": "skyair", "offer_id": offer_id, "idempotency_key": key or uuid.uuid4().hex},
+        headers=member_headers(member),
+    )
+    assert answer.status_code in (200, 202), answer.text
+    return answer.json()
+
+
+async def final(redemption_api, member: uuid.UUID, order_id: str) -> dict:
+    async def done() -> dict | None:
+        found = (await redemption_api.get(f"/v1/orders/{order_id}", headers=member_headers(member))).json()
+        return found if found["state"] in ("fulfilled", "cancelled", "payment_failed") else None
+
+    return await eventually(done, timeout=60, what=f"order {order_id} to end")
+
+
+async def stock(dsn: str, offer_id: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow("SELECT units_reserved, units_sold FROM catalog WHERE offer_id = $1", offer_id)
+    finally:
+        await conn.close()
+    return row["units_reserved"], row["units_sold"]
+
+
+async def test_fifty_concurrent_orders_from_a_member_with_points_for_ten_fulfil_exactly_ten(stack, infra):
+    points_api, redemption_api, points_dsn, redemption_dsn, prefix = stack
+    [member] = await members_with(points_api, infra, prefix, 1, each=100, points_dsn=points_dsn)
+    await offer(redemption_api, infra, prefix, "coffee", price_points=10, stock=1_000)
+
+    placed = await asyncio.gather(*(order(redemption_api, member, "coffee") for _ in range(50)))
+    ended = await asyncio.gather(*(final(redemption_api, member, o["order_id"]) for o in placed))
+
+    states = sorted(o["state"] for o in ended)
+    assert states.count("fulfilled") == 10
+    assert states.count("cancelled") == 40
+    assert {o["cancel_reason"] for o in ended if o["state"] == "cancelled"} == {"insufficient_points"}
+    assert all(o["voucher_code"] for o in ended if o["state"] == "fulfilled")
+    assert (await balance(points_api, member))["posted"] == 0
+    assert await stock(redemption_dsn, "coffee") == (0, 10)
+    assert await verify_ledger(points_dsn) == []
+
+
+async def test_five_hundred_members_racing_for_a_hundred_units_get_exactly_a_hundred(stack, infra):
+    points_api, redemption_api, points_dsn, redemption_dsn, prefix = stack
+    members = await members_with(points_api, infra, prefix, 500, each=25, points_dsn=points_dsn)
+    await offer(redemption_api, infra, prefix, "lounge-pass", price_points=25, stock=100)
+
+    placed = await asyncio.gather(*(order(redemption_api, m, "lounge-pass") for m in members))
+    ended = await asyncio.gather(
+        *(final(redemption_api, m, o["order_id"]) for m, o in zip(members, placed, strict=True))
+    )
+
+    fulfilled = [o for o in ended if o["state"] == "fulfilled"]
+    cancelled = [o for o in ended if o["state"] == "cancelled"]
+    assert (len(fulfilled), len(cancelled)) == (100, 400)
+    assert {o["cancel_reason"] for o in cancelled} == {"out_of_stock"}
+    assert await stock(redemption_dsn, "lounge-pass") == (0, 100)
+    winners = {uuid.UUID(o["member_id"]) for o in fulfilled}
+    for member in members[:60]:
+        expected = 0 if member in winners else 25
+        state = await balance(points_api, member)
+        assert (state["posted"], state["pending"]) == (expected, 0), "losers get every point back"
+    assert await verify_ledger(points_dsn) == []
+
+
+async def test_a_product_is_paid_only_after_the_partner_delivered(stack, infra, partner: Partner):
+    points_api, redemption_api, points_dsn, redemption_dsn, prefix = stack
+    [member] = await members_with(points_api, infra, prefix, 1, each=1_000, points_dsn=points_dsn)
+    await offer(redemption_api, infra, prefix, "headphones", kind="product", price_points=400, stock=5,
+                fulfilment_url="https://partner.example/fulfil")  # fmt: skip
+
+    made = await order(redemption_api, member, "headphones", key="k-1")
+    again = await order(redemption_api, member, "headphones", key="k-1")
+    assert again["order_id"] == made["order_id"], "the same idempotency key is the same order"
+    done = await final(redemption_api, member, made["order_id"])
+
+    assert done["state"] == "fulfilled"
+    assert done["partner_reference"] == f"SKY-{made['order_id'][:8]}"
+    assert partner.delivered == {made["order_id"]}
+    assert (await balance(points_api, member))["posted"] == 600
+    assert await stock(redemption_dsn, "headphones") == (0, 1)
+    assert await verify_ledger(points_dsn) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (lambda request: httpx.Response(409, json={"error": "discontinued"}), "partner_declined_409"),
+        (lambda request: httpx.Response(503), "fulfilment_timeout"),
+    ],
+)
+async def test_a_declined_or_unreachable_partner_cancels_and_refunds(stack, infra, partner: Partner, answer, reason):
+    partner.answer = answer
+    points_api, redemption_api, points_dsn, redemption_dsn, prefix = stack
+    [member] = await members_with(points_api, infra, prefix, 1, each=1_000, points_dsn=points_dsn)
+    await offer(redemption_api, infra, prefix, "spa-day", kind="product", price_points=700, stock=3,
+                fulfilment_url="https://partner.example/fulfil")  # fmt: skip
+
+    made = await order(redemption_api, member, "spa-day")
+    done = await final(redemption_api, member, made["order_id"])
+
+    assert (done["state"], done["cancel_reason"]) == ("cancelled", reason)
+    assert partner.delivered == set()
+    assert partner.calls >= 1
+    state = await balance(points_api, member)
+    assert (state["posted"], state["pending"], state["available"]) == (1_000, 0, 1_000)
+    assert await stock(redemption_dsn, "spa-day") == (0, 0)
+    assert await verify_ledger(points_dsn) == []
+
+
+async def test_members_see_their_own_orders_only(stack, infra):
+    points_api, redemption_api, points_dsn, _redemption_dsn, prefix = stack
+    ada, bob = await members_with(points_api, infra, prefix, 2, each=50, points_dsn=points_dsn)
+    await offer(redemption_api, infra, prefix, "tea", price_points=10, stock=10)
+    made = await order(redemption_api, ada, "tea")
+    assert (await redemption_api.get(f"/v1/orders/{made['order_id']}", headers=member_headers(bob))).status_code == 403
+    assert (await redemption_api.get(f"/v1/orders/{made['order_id']}", headers=OPS)).status_code == 200
+    mine = (await redemption_api.get("/v1/orders", headers=member_headers(ada))).json()["items"]
+    assert [o["order_id"] for o in mine] == [made["order_id"]]
+    assert (await redemption_api.get("/v1/orders", headers=member_headers(bob))).json()["items"] == []
+    unknown = await redemption_api.post(
+        "/v1/orders",
+        json={"partner_id": "skyair", "offer_id": "nope", "idempotency_key": "x"},
+        headers=member_headers(ada),
+    )
+    assert unknown.status_code == 404
