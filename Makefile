@@ -34,6 +34,7 @@ test: venv ## Run unit, contract and integration tests against real Kafka and Po
 
 verify: venv ## Check every ledger invariant on the running system's database (non-zero exit on failure)
 	@$(PY) -m points verify
+	@$(PY) -m tools.reconcile
 
 cards: venv ## Publish realistic card transactions: make cards CARDS=tok_x,tok_y COUNT=20
 	@$(PY) -m tools.cardfeed $(if $(CARDS),--cards $(CARDS),--random-cards 100) --count $(or $(COUNT),20)

@@ -15,11 +15,14 @@ from contracts.topics import OFFERS, PARTNER_PURCHASES
 from loyalty_runtime.auth import TokenAuthority
 from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
+from partners import consumers
 from partners.adapters.cache import CachingRegistry
 from partners.adapters.events import KafkaEventPublisher
+from partners.adapters.ledger_offsets import KafkaTopicEnds
 from partners.adapters.offers_store import OfferStore
+from partners.adapters.settlement_store import SettlementStore
 from partners.adapters.store import PartnerStore
-from partners.api import errors, intake, offers, registry
+from partners.api import errors, intake, offers, registry, statements
 from partners.handlers.authentication import Clock, PartnerAuthenticator, forget_expired_signatures
 from partners.handlers.offers import OfferEvents
 from partners.settings import Settings
@@ -74,6 +77,14 @@ def build(
     shell.app.include_router(intake.router(KafkaEventPublisher(partner_events), cached, authenticator, clock))
     offer_store, offer_writer = OfferStore(lambda: shell.pool), OfferEvents(settings.kafka_topic_prefix)
     shell.app.include_router(offers.router(offer_store, offer_writer, authenticator, tokens, clock))
+    settlement = SettlementStore(lambda: shell.pool)
+    transfers = consumers.register(shell, settings, settlement)
+    ends = KafkaTopicEnds(settings.kafka_bootstrap_servers, transfers.name)
+    shell.app.include_router(
+        statements.router(
+            settlement, store, ends, transfers.name, authenticator, tokens, settings.settlement_margin_seconds, clock
+        )
+    )
     errors.install(shell.app)
     offers.install(shell.app)
     shell.add_background("outbox relay", OutboxRelay(lambda: shell.pool, publish).run)

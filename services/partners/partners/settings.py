@@ -20,6 +20,16 @@ class Settings(ServiceSettings):
         le=10,
         description="How long keys and contracts are cached; bounds how late a revocation bites.",
     )
+    consumer_group: str = Field(
+        default="partners", min_length=1, description="Kafka consumer group of the ledger-transfers consumer."
+    )
+    settlement_margin_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="How long after a month's end transfers posted before it may still arrive (longer than any "
+        "ledger transaction plus clock skew); a month is finalised only after it.",
+    )
 
     @model_validator(mode="after")
     def _refuse_local_partner_key_secret_in_production(self) -> Settings:

@@ -29,18 +29,18 @@ RETURNING partner_id
 # Category rates arrive as two arrays so that asyncpg sends exact numerics; jsonb stores JSON numbers exactly.
 INSERT_CONTRACT = """
 INSERT INTO earn_contracts (partner_id, valid_from, currency, points_per_unit, category_rates,
-                            issue_price_minor_per_point, redemption_price_minor_per_point)
+                            issue_price_minor_per_point, redemption_price_minor_per_point, breakage_rebate_share)
 SELECT $1, $2, $3, $4,
        (SELECT coalesce(jsonb_object_agg(category, rate), '{}'::jsonb)
           FROM unnest($5::text[], $6::numeric[]) AS r(category, rate)),
-       $7, $8
+       $7, $8, $9
 ON CONFLICT (partner_id, valid_from) DO NOTHING
 RETURNING valid_from
 """
 
 SELECT_CONTRACTS = """
 SELECT partner_id, valid_from, currency, points_per_unit, category_rates::text AS category_rates,
-       issue_price_minor_per_point, redemption_price_minor_per_point
+       issue_price_minor_per_point, redemption_price_minor_per_point, breakage_rebate_share
   FROM earn_contracts
  WHERE partner_id = $1
  ORDER BY valid_from
@@ -142,6 +142,7 @@ async def _insert_contract(conn: asyncpg.Connection, contract: EarnContract) -> 
             [contract.category_rates[c] for c in categories],
             contract.issue_price_minor_per_point,
             contract.redemption_price_minor_per_point,
+            contract.breakage_rebate_share,
         )
     except asyncpg.ForeignKeyViolationError as error:
         raise UnknownPartnerError(contract.partner_id) from error
@@ -161,6 +162,7 @@ def _contract(row: asyncpg.Record) -> EarnContract:
         category_rates=rates,
         issue_price_minor_per_point=row["issue_price_minor_per_point"],
         redemption_price_minor_per_point=row["redemption_price_minor_per_point"],
+        breakage_rebate_share=row["breakage_rebate_share"],
     )
 
 

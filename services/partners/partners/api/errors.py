@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from contracts.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from partners.adapters.ledger_offsets import BrokerUnavailableError
 from partners.domain.credentials import AuthenticationError, ForeignPartnerError, ReplayedRequestError
 from partners.domain.earn import BackdatedContractError
 from partners.domain.errors import PartnersError
@@ -18,6 +19,7 @@ from partners.domain.registry import (
     PartnerExistsError,
     UnknownPartnerError,
 )
+from partners.domain.settlement import InvalidPeriodError, LedgerBehindError, PeriodNotEndedError, UnpricedPointsError
 from partners.handlers.intake import EventsUnavailableError
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,11 @@ STATUS: dict[type[PartnersError], int] = {
     EventsUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
     RequestTooLargeError: status.HTTP_413_CONTENT_TOO_LARGE,
     MalformedBodyError: status.HTTP_400_BAD_REQUEST,
+    InvalidPeriodError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    PeriodNotEndedError: status.HTTP_409_CONFLICT,
+    LedgerBehindError: status.HTTP_409_CONFLICT,
+    UnpricedPointsError: status.HTTP_409_CONFLICT,
+    BrokerUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 SIGNATURE_CHALLENGE = f'Loyalty-HMAC-SHA256 headers="{KEY_HEADER} {TIMESTAMP_HEADER} {SIGNATURE_HEADER}"'

@@ -36,6 +36,11 @@ class ContractTerms(BaseModel):
     redemption_price_minor_per_point: Price = Field(
         description="Minor units the partner is paid per point redeemed with it."
     )
+    breakage_rebate_share: Annotated[Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4)] = Field(
+        default=Decimal(0),
+        description="Share (0 to 1, at most 4 decimals) of the issue price refunded to the partner for its "
+        "points that expired unused; settled in its statement. 0 when omitted.",
+    )
 
     def for_partner(self, partner_id: str) -> EarnContract:
         return EarnContract(partner_id=partner_id, **self.model_dump())
@@ -54,6 +59,7 @@ class Contract(ContractTerms):
             category_rates=dict(contract.category_rates),
             issue_price_minor_per_point=contract.issue_price_minor_per_point,
             redemption_price_minor_per_point=contract.redemption_price_minor_per_point,
+            breakage_rebate_share=contract.breakage_rebate_share,
         )
 
 

@@ -29,6 +29,8 @@ class EarnContract:
     """What the partner is paid per point redeemed with it, in minor units of `currency`."""
     category_rates: Mapping[str, Decimal] = field(default_factory=dict)
     """Points per major unit for the categories that earn differently; 0 excludes a category."""
+    breakage_rebate_share: Decimal = Decimal(0)
+    """Share (0 to 1) of the issue price refunded to the partner for its points that expired (settlement)."""
 
     def rate_for(self, category: str | None) -> Decimal:
         if category is not None and category in self.category_rates:
