@@ -102,39 +102,38 @@ def in_days(days: float) -> str:
     return (datetime.now(UTC) + timedelta(days=days)).isoformat()
 
 
-@pytest.mark.parametrize(
-    ("changes", "field", "reason"),
-    [
-        ({"price_points": 0}, "price_points", "greater than 0"),
-        ({"price_points": -5}, "price_points", "greater than 0"),
-        ({"price_points": 12.5}, "price_points", "valid integer"),
-        ({"price_points": "100"}, "price_points", "valid integer"),
-        ({"price_points": 10**9 + 1}, "price_points", "less than or equal to 1000000000"),
-        ({"stock": -1}, "stock", "greater than or equal to 0"),
-        ({"kind": "cash"}, "kind", "'product', 'voucher' or 'discount'"),
-        ({"kind": "product"}, "body", "a product offer needs a fulfilment_url"),
-        ({"kind": "discount", "fulfilment_url": "not a url"}, "fulfilment_url", "valid URL"),
-        ({"valid_until": in_days(-2)}, "body", "valid_until must be after valid_from"),
-        ({"valid_from": in_days(-9), "valid_until": in_days(-2)}, "valid_until", "an offer must end in the future"),
-        ({"valid_from": "2026-11-20T09:30:00"}, "valid_from", "timezone"),
-        ({"title": ""}, "title", "at least 1 character"),
-        ({"title": "two\nlines"}, "title", "should match pattern"),
-        ({"description": "nul\u0000"}, "description", "should match pattern"),
-        ({"category": "Gift Cards"}, "category", "should match pattern"),
-        ({"revision": 7}, "revision", "Extra inputs are not permitted"),
-        ({"partner_id": "skyair"}, "partner_id", "Extra inputs are not permitted"),
-        ({"stock": None}, "stock", "Field required"),
-    ],
-)
-async def test_a_bad_offer_gets_422_naming_the_field_and_nothing_is_published(
-    partner, changes: dict[str, object], field: str, reason: str
-):
-    answer = await partner.put_offer("v-1", offer_body(**changes))
-    assert answer.status_code == 422, answer.text
-    [problem] = answer.json()["detail"]
-    assert problem["loc"] == ["body", field]
-    assert reason in problem["msg"]
+# One service for all cases (a loop, not parametrize): every service run creates its own topics on the broker.
+BAD_OFFERS: list[tuple[dict[str, object], str, str]] = [
+    ({"price_points": 0}, "price_points", "greater than 0"),
+    ({"price_points": -5}, "price_points", "greater than 0"),
+    ({"price_points": 12.5}, "price_points", "valid integer"),
+    ({"price_points": "100"}, "price_points", "valid integer"),
+    ({"price_points": 10**9 + 1}, "price_points", "less than or equal to 1000000000"),
+    ({"stock": -1}, "stock", "greater than or equal to 0"),
+    ({"kind": "cash"}, "kind", "'product', 'voucher' or 'discount'"),
+    ({"kind": "product"}, "body", "a product offer needs a fulfilment_url"),
+    ({"kind": "discount", "fulfilment_url": "not a url"}, "fulfilment_url", "valid URL"),
+    ({"valid_until": in_days(-2)}, "body", "valid_until must be after valid_from"),
+    ({"valid_from": in_days(-9), "valid_until": in_days(-2)}, "valid_until", "an offer must end in the future"),
+    ({"valid_from": "2026-11-20T09:30:00"}, "valid_from", "timezone"),
+    ({"title": ""}, "title", "at least 1 character"),
+    ({"title": "two\nlines"}, "title", "should match pattern"),
+    ({"description": "nul\u0000"}, "description", "should match pattern"),
+    ({"category": "Gift Cards"}, "category", "should match pattern"),
+    ({"revision": 7}, "revision", "Extra inputs are not permitted"),
+    ({"partner_id": "skyair"}, "partner_id", "Extra inputs are not permitted"),
+    ({"stock": None}, "stock", "Field required"),
+]
+
+
+async def test_a_bad_offer_gets_422_naming_the_field_and_nothing_is_published(partner):
+    for changes, field, reason in BAD_OFFERS:
+        answer = await partner.put_offer("v-1", offer_body(**changes))
+        assert answer.status_code == 422, (changes, answer.text)
+        [problem] = answer.json()["detail"]
+        assert (problem["loc"], reason in problem["msg"]) == (["body", field], True), (changes, problem)
     assert (await partner.offer("v-1")).status_code == 404
+    assert (await partner.offers()).json()["items"] == []
 
 
 async def test_malformed_json_is_400(partner):
@@ -143,13 +142,10 @@ async def test_malformed_json_is_400(partner):
     assert "not valid JSON" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    ("offer_id", "status"),
-    [("-starts-with-dash", 422), ("has%20space", 422), ("x" * 129, 422), ("slash%2Fin-it", 404)],
-)
-async def test_an_offer_id_outside_the_url_safe_alphabet_is_refused(partner, offer_id: str, status: int):
-    answer = await partner.put_offer(offer_id, offer_body())
-    assert answer.status_code == status, answer.text
+async def test_an_offer_id_outside_the_url_safe_alphabet_is_refused(partner):
+    for offer_id, status in [("-starts-with-dash", 422), ("has%20space", 422), ("x" * 129, 422), ("a%2Fb", 404)]:
+        answer = await partner.put_offer(offer_id, offer_body())
+        assert answer.status_code == status, (offer_id, answer.text)
     assert (await partner.offers()).json()["items"] == []
 
 

@@ -1,4 +1,4 @@
-"""The catalog on a real database: highest revision wins, order counters stay, members browse what is on sale."""
+"""Members browse the catalog over HTTP: what is on sale now, filters, pages, one offer, tokens."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from loyalty_runtime.service import ServiceShell
 from redemption.adapters.catalog_store import CatalogStore
 from redemption.handlers.catalog import BatchOutcome, apply_offer_batch, to_change
 from tests.support.ledger import OPS, member_headers
-from tests.support.offers import now, published, withdrawn
+from tests.support.offers import now, published
 from tests.support.services import http, redemption_service, running
 
 pytestmark = pytest.mark.integration
@@ -90,72 +90,6 @@ async def test_members_see_offers_on_sale_cheapest_first_with_what_is_left(catal
     assert "fulfilment_url" not in lounge, "where partners fulfil orders is no member's business"
     in_stock = await catalog.browse(in_stock="true")
     assert [o["offer_id"] for o in in_stock["items"]] == ["lounge", "v-100"]
-
-
-async def test_stock_lowered_below_what_was_sold_leaves_nothing_available(catalog: Catalog):
-    await catalog.apply(published("skymall", "v-1", 1, stock=10))
-    await catalog.sql("UPDATE catalog SET units_sold = 8 WHERE offer_id = 'v-1'")
-    await catalog.apply(published("skymall", "v-1", 2, stock=5))
-    offer = (await catalog.offer("skymall", "v-1")).json()
-    assert (offer["stock"], offer["available"], offer["revision"]) == (5, 0, 2)
-
-
-async def test_a_newer_revision_replaces_the_offer_and_keeps_the_order_counters(catalog: Catalog):
-    await catalog.apply(published("skymall", "v-1", 1, price_points=100, stock=10))
-    await catalog.sql("UPDATE catalog SET units_reserved = 2, units_sold = 3 WHERE offer_id = 'v-1'")
-    await catalog.apply(published("skymall", "v-1", 2, price_points=80, stock=20, title="Cheaper"))
-    offer = (await catalog.offer("skymall", "v-1")).json()
-    assert (offer["revision"], offer["price_points"], offer["stock"], offer["title"]) == (2, 80, 20, "Cheaper")
-    assert offer["available"] == 20 - 2 - 3
-
-
-async def test_an_older_revision_arriving_late_changes_nothing(catalog: Catalog):
-    await catalog.apply(published("skymall", "v-1", 3, price_points=300))
-    outcome = await catalog.apply(published("skymall", "v-1", 2, price_points=200))
-    assert outcome.published == 0
-    same_revision = await catalog.apply(published("skymall", "v-1", 3, price_points=999))
-    assert same_revision.published == 0
-    assert (await catalog.offer("skymall", "v-1")).json()["price_points"] == 300
-
-
-async def test_within_one_batch_the_highest_revision_wins_whatever_the_order(catalog: Catalog):
-    outcome = await catalog.apply(
-        published("skymall", "v-1", 2, price_points=200),
-        published("skymall", "v-1", 3, price_points=300),
-        published("skymall", "v-1", 1, price_points=100),
-    )
-    assert (outcome.superseded_in_batch, outcome.published) == (2, 1)
-    assert (await catalog.offer("skymall", "v-1")).json()["price_points"] == 300
-
-
-async def test_a_redelivered_event_is_applied_once(catalog: Catalog):
-    first = published("skymall", "v-1", 1)
-    await catalog.apply(first)
-    again = await catalog.apply(first, published("skymall", "v-2", 1))
-    assert (again.duplicates, again.published) == (1, 1)
-
-
-async def test_a_withdrawal_hides_the_offer_and_a_newer_revision_brings_it_back(catalog: Catalog):
-    await catalog.apply(published("skymall", "v-1", 1), published("skymall", "v-2", 1))
-    await catalog.sql("UPDATE catalog SET units_reserved = 4 WHERE offer_id = 'v-1'")
-    await catalog.apply(withdrawn("skymall", "v-1", 2))
-    assert [o["offer_id"] for o in (await catalog.browse())["items"]] == ["v-2"]
-    detail = (await catalog.offer("skymall", "v-1")).json()
-    assert (detail["status"], detail["revision"]) == ("withdrawn", 2)
-
-    await catalog.apply(published("skymall", "v-1", 1, price_points=1))
-    assert (await catalog.offer("skymall", "v-1")).json()["status"] == "withdrawn", "revision 1 is older"
-    await catalog.apply(published("skymall", "v-1", 3, stock=10))
-    back = (await catalog.offer("skymall", "v-1")).json()
-    assert (back["status"], back["revision"], back["available"]) == ("on_sale", 3, 10 - 4)
-
-
-async def test_a_withdrawal_that_overtakes_its_offer_keeps_the_older_publication_out(catalog: Catalog):
-    await catalog.apply(withdrawn("skymall", "v-1", 2))
-    await catalog.apply(published("skymall", "v-1", 1))
-    assert (await catalog.offer("skymall", "v-1")).status_code == 404
-    await catalog.apply(published("skymall", "v-1", 3))
-    assert (await catalog.offer("skymall", "v-1")).json()["status"] == "on_sale"
 
 
 async def test_only_offers_valid_now_are_listed_and_the_others_say_why(catalog: Catalog):
