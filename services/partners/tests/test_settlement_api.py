@@ -23,20 +23,18 @@ async def test_the_breakage_rebate_share_is_optional_and_kept_exactly(partners_a
     assert [c["breakage_rebate_share"] for c in skymall.json()] == ["0"], "omitted: nothing is refunded"
 
 
-@pytest.mark.parametrize(
-    ("share", "reason"),
-    [
+async def test_a_breakage_rebate_share_outside_0_to_1_is_refused(partners_api):
+    cases = [
         ("1.01", "less than or equal to 1"),
         ("-0.1", "greater than or equal to 0"),
         ("0.12345", "no more than 4 decimal places"),
         ("half", "valid decimal"),
-    ],
-)
-async def test_a_breakage_rebate_share_outside_0_to_1_is_refused(partners_api, share, reason):
-    body = {"partner_id": "skyair", "name": "Sky Air", "contract": {**DEFAULT_CONTRACT, "breakage_rebate_share": share}}
-    answer = await partners_api.client.post("/v1/partners", json=body, headers=bearer(partners_api.ops_token))
-    assert answer.status_code == 422
-    assert reason in answer.text
+    ]
+    for share, reason in cases:  # one service for every case: fewer test topics on the broker
+        contract = {**DEFAULT_CONTRACT, "breakage_rebate_share": share}
+        body = {"partner_id": "skyair", "name": "Sky Air", "contract": contract}
+        answer = await partners_api.client.post("/v1/partners", json=body, headers=bearer(partners_api.ops_token))
+        assert (answer.status_code, reason in answer.text) == (422, True), (share, answer.text)
 
 
 async def test_the_database_refuses_a_share_the_api_would_refuse(partners_api, skymall):
@@ -79,21 +77,18 @@ async def test_ops_endpoints_need_an_ops_token(partners_api, skymall):
         assert (await partners_api.client.request(method, path, json=body, headers=member)).status_code == 403
 
 
-@pytest.mark.parametrize(
-    ("query", "reason"),
-    [
+async def test_a_bad_period_is_refused_with_the_reason(partners_api, skymall):
+    cases = [
         ("", "no period given"),
         ("period=2026-13", "should match pattern"),
         ("period=2026-10&from=2026-10-01T00:00:00Z", "both given"),
         ("from=2026-10-02T00:00:00Z&to=2026-10-01T00:00:00Z", "at or after its end"),
         ("from=2026-01-01T00:00:00Z&to=2027-06-01T00:00:00Z", "days long"),
         ("from=2026-10-01T00:00:00&to=2026-10-02T00:00:00Z", "timezone"),
-    ],
-)
-async def test_a_bad_period_is_refused_with_the_reason(partners_api, skymall, query, reason):
-    answer = await partners_api.client.get(f"/v1/ops/statements?{query}", headers=bearer(partners_api.ops_token))
-    assert answer.status_code == 422
-    assert reason in answer.text
+    ]
+    for query, reason in cases:
+        answer = await partners_api.client.get(f"/v1/ops/statements?{query}", headers=bearer(partners_api.ops_token))
+        assert (answer.status_code, reason in answer.text) == (422, True), (query, answer.text)
 
 
 async def test_statements_of_an_unknown_partner_are_not_found(partners_api, skymall):
