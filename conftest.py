@@ -20,6 +20,10 @@ SERVICE_MIGRATIONS = {
 }
 
 
+TEST_PARTITIONS = 4
+"""Enough to spread members over several partitions, few enough that a run leaves the broker light."""
+
+
 @dataclass(frozen=True)
 class Infra:
     kafka: str
@@ -57,7 +61,7 @@ async def topic_prefix(infra: Infra, _topic_prefixes: list[str]) -> str:
     """A fresh namespace of every topic, so each test reads only its own messages."""
     prefix = f"test-{infra.run_id}-{uuid.uuid4().hex[:6]}."
     _topic_prefixes.append(prefix)
-    await ensure_topics(infra.kafka, ALL_TOPICS, prefix)
+    await ensure_topics(infra.kafka, ALL_TOPICS, prefix, partitions=TEST_PARTITIONS)
     return prefix
 
 

@@ -36,6 +36,8 @@ class Topic:
     key: str
     partitions: int = 12
     description: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+    """Broker settings of the topic, e.g. retention."""
     adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +91,8 @@ OFFERS = Topic(
     events=(OfferPublished, OfferWithdrawn),
     key="partner id",
     description="Reward offers partners publish; the redemption service builds the catalog from them.",
+    # Kept forever, so that a new catalog can be rebuilt from the start of the topic.
+    config={"retention.ms": "-1"},
 )
 HOLD_COMMANDS = Topic(
     name="loyalty.hold-commands.v1",

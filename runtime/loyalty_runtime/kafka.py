@@ -6,11 +6,12 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -23,6 +24,15 @@ from contracts.topics import Topic
 from loyalty_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+class ServiceShellLike(Protocol):
+    """What a consumer needs of loyalty_runtime.service.ServiceShell (which imports this module)."""
+
+    name: str
+    settings: ServiceSettings
+    broker: KafkaBroker
+
 
 BATCH_MAX_RECORDS = 500
 """Records per consumer batch: one database transaction each (DESIGN.md, Performance model)."""
@@ -45,11 +55,21 @@ def build_broker(settings: ServiceSettings, service: str, provider: trace.Tracer
     )
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[Topic], prefix: str = "") -> list[str]:
-    """Create each topic and its dead-letter topic if missing; returns the names created."""
+async def ensure_topics(
+    bootstrap: str, topics: Iterable[Topic], prefix: str = "", *, partitions: int | None = None
+) -> list[str]:
+    """Create each topic and its dead-letter topic if missing; returns the names created.
+
+    `partitions` overrides the topics' own counts (tests use a few, to keep the broker light).
+    """
     wanted: list[NewTopic] = []
     for topic in topics:
-        wanted.append(NewTopic(topic.qualified(prefix), num_partitions=topic.partitions, replication_factor=1))
+        count = partitions or topic.partitions
+        wanted.append(
+            NewTopic(
+                topic.qualified(prefix), num_partitions=count, replication_factor=1, topic_configs=dict(topic.config)
+            )
+        )
         wanted.append(NewTopic(prefix + topic.dead_letter, num_partitions=1, replication_factor=1))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="loyalty-admin")
     await admin.start()
@@ -151,3 +171,38 @@ async def send_to_dead_letter(publisher: DefaultPublisher, records: Iterable[Rej
         )
         sent += 1
     return sent
+
+
+class BatchConsumer:
+    """A service's consumer of one topic, in batches: one database transaction per batch.
+
+    Offsets are committed after the handler returns (AckPolicy.NACK_ON_ERROR: an exception
+    rewinds the batch); records that do not decode go to the topic's dead-letter topic.
+    Subclasses register a typed subscriber with `subscriber_options()` and call `dead_letter`.
+    """
+
+    def __init__(self, shell: ServiceShellLike, topic: Topic, group_id: str) -> None:
+        self.shell = shell
+        self.topic = topic
+        self.group_id = group_id
+        self.name = topic.qualified(shell.settings.kafka_topic_prefix)
+        self.dead_letters: DefaultPublisher = shell.broker.publisher(
+            shell.settings.kafka_topic_prefix + topic.dead_letter,
+            title=f"{topic.name}: dead letters",
+            description=f"Messages the {shell.name} service could not accept, unchanged, with a dlq-reason header.",
+        )
+
+    def subscriber_options(self) -> dict[str, Any]:
+        return {
+            "group_id": self.group_id,
+            "batch": True,
+            "max_records": BATCH_MAX_RECORDS,
+            "batch_timeout_ms": BATCH_WAIT_MS,
+            "auto_offset_reset": "earliest",
+            "ack_policy": AckPolicy.NACK_ON_ERROR,
+            "decoder": EnvelopeBatchDecoder(self.topic),
+            "title": self.topic.description,
+        }
+
+    async def dead_letter(self, records: Iterable[Rejected]) -> int:
+        return await send_to_dead_letter(self.dead_letters, records, self.shell.name)

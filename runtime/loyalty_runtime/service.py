@@ -91,7 +91,16 @@ class ServiceShell:
         self._pool = await db.create_pool(
             self.dsn, min_size=self.settings.database_pool_min, max_size=self.settings.database_pool_max
         )
-        await self.broker.start()
+        try:
+            async with asyncio.timeout(self.settings.startup_timeout_seconds):
+                await self.broker.start()
+        except TimeoutError:
+            await self._pool.close()
+            self._pool = None
+            raise ConnectionError(
+                f"Kafka at {self.settings.kafka_bootstrap_servers} did not answer within "
+                f"{self.settings.startup_timeout_seconds:.0f} s; is it running (`make up`)?"
+            ) from None
         for name, task in self._background:
             self._tasks.append(asyncio.create_task(self._supervise(name, task), name=f"{self.name}:{name}"))
         log.info("service started", extra={"kafka": self.settings.kafka_bootstrap_servers, "db": db.redact(self.dsn)})

@@ -33,6 +33,7 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    startup_timeout_seconds: float = Field(default=60.0, gt=0, description="How long to wait for Kafka at start.")
     jwt_secret: str = Field(default=LOCAL_JWT_SECRET, min_length=32, description="Verifies member and ops tokens.")
 
     @model_validator(mode="after")

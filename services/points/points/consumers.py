@@ -6,24 +6,15 @@ import logging
 from collections.abc import Sequence
 from typing import Annotated
 
-from faststream import AckPolicy, Context
+from faststream import Context
 from faststream.kafka.message import KafkaMessage
-from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
 from contracts.topics import CARD_TRANSACTIONS, HOLD_COMMANDS, PARTNER_PURCHASES, Topic
-from loyalty_runtime.kafka import (
-    BATCH_MAX_RECORDS,
-    BATCH_WAIT_MS,
-    EnvelopeBatchDecoder,
-    Rejected,
-    accepted,
-    rejected,
-    send_to_dead_letter,
-)
+from loyalty_runtime.kafka import BatchConsumer, Rejected, accepted, rejected
 from loyalty_runtime.service import ServiceShell
 from loyalty_runtime.telemetry import message_spans
 from points.adapters.card_rates import CardRatesCache
@@ -36,38 +27,12 @@ from points.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class BatchConsumer:
-    """Consumes one topic in batches (one database transaction each); undecodable records go to its DLQ."""
-
-    def __init__(self, shell: ServiceShell, settings: Settings, topic: Topic) -> None:
-        self.shell = shell
-        self.settings = settings
-        self.topic = topic
-        self.name = shell.topic(topic.name)
-        self.dead_letters: DefaultPublisher = shell.broker.publisher(
-            shell.topic(topic.dead_letter),
-            title=f"{topic.name}: dead letters",
-            description="Messages the points service could not accept, unchanged, with a dlq-reason header.",
-        )
-
-    def subscriber_options(self) -> dict[str, object]:
-        return {
-            "group_id": self.settings.consumer_group,
-            "batch": True,
-            "max_records": BATCH_MAX_RECORDS,
-            "batch_timeout_ms": BATCH_WAIT_MS,
-            "auto_offset_reset": "earliest",
-            "ack_policy": AckPolicy.NACK_ON_ERROR,
-            "decoder": EnvelopeBatchDecoder(self.topic),
-            "title": self.topic.description,
-        }
-
-
 class EarnConsumer(BatchConsumer):
     def __init__(
         self, shell: ServiceShell, settings: Settings, topic: Topic, rates: CardRatesCache, events: LedgerEventWriter
     ) -> None:
-        super().__init__(shell, settings, topic)
+        super().__init__(shell, topic, settings.consumer_group)
+        self.settings = settings
         self.rates = rates
         self.events = events
 
@@ -82,7 +47,7 @@ class EarnConsumer(BatchConsumer):
                 headers.append(origin.headers)
             except UnprocessableEventError as error:
                 refused.append(Rejected(origin.record, str(error)))
-        await send_to_dead_letter(self.dead_letters, refused, self.shell.name)
+        await self.dead_letter(refused)
         if not facts:
             return
         correlations = {e.event_id: e.correlation_id for e in events}
@@ -95,11 +60,12 @@ class EarnConsumer(BatchConsumer):
 
 class HoldCommandConsumer(BatchConsumer):
     def __init__(self, shell: ServiceShell, settings: Settings, events: LedgerEventWriter) -> None:
-        super().__init__(shell, settings, HOLD_COMMANDS)
+        super().__init__(shell, HOLD_COMMANDS, settings.consumer_group)
+        self.settings = settings
         self.events = events
 
     async def consume(self, commands: Sequence[Event], message: KafkaMessage) -> None:
-        await send_to_dead_letter(self.dead_letters, rejected(message), self.shell.name)
+        await self.dead_letter(rejected(message))
         if not commands:
             return
         with message_spans(self.shell.tracer, "points apply hold command", [a.headers for a in accepted(message)]):
