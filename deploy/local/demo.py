@@ -32,7 +32,9 @@ OPS = {"Authorization": f"Bearer {AUTHORITY.issue('ops-demo', Role.OPS)}"}
 PARTNER_TERMS = {
     "skymall": ("SkyMall (e-commerce)", {"points_per_unit": "1", "category_rates": {"electronics": "2"}}),
     "skyair": ("SkyAir (travel)", {"points_per_unit": "3", "category_rates": {}}),
+    "skycafe": ("SkyCafe (coffee chain)", {"points_per_unit": "1", "category_rates": {}}),
 }
+REDEMPTION = "http://127.0.0.1:8103"
 
 
 def step(text: str) -> None:
@@ -50,11 +52,16 @@ class Partner:
     def __init__(self, client: httpx.Client, partner_id: str, key_id: str, secret: str) -> None:
         self.client, self.partner_id, self.key_id, self.secret = client, partner_id, key_id, secret
 
-    def post(self, path: str, payload: object) -> httpx.Response:
+    def send(self, method: str, path: str, payload: object) -> httpx.Response:
         body = json.dumps(payload).encode()
         full = f"/v1/partners/{self.partner_id}{path}"
-        headers = signed_headers(self.key_id, self.secret, "POST", full, body, int(time.time()))
-        return self.client.post(PARTNERS + full, content=body, headers={**headers, "content-type": "application/json"})
+        headers = signed_headers(self.key_id, self.secret, method, full, body, int(time.time()))
+        return self.client.request(
+            method, PARTNERS + full, content=body, headers={**headers, "content-type": "application/json"}
+        )
+
+    def post(self, path: str, payload: object) -> httpx.Response:
+        return self.send("POST", path, payload)
 
 
 def onboard(client: httpx.Client, partner_id: str) -> Partner:
@@ -81,6 +88,45 @@ def wait_for(client: httpx.Client, member_headers: dict[str, str], entries: int,
             return items
         time.sleep(0.1)
     raise SystemExit(f"the ledger did not show {entries} entries within {timeout:.0f} s; see .local/logs/points.log")
+
+
+def redeem_at_another_partner(client: httpx.Client, me: dict[str, str], posted: int) -> None:
+    step("SkyCafe, where Ada never earned a point, publishes a voucher offer (signed)")
+    cafe = onboard(client, "skycafe")
+    until = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1).isoformat()
+    offer = {"kind": "voucher", "title": "Coffee for a year", "description": "52 coffee vouchers",
+             "category": "food", "price_points": 5_000, "stock": 100,
+             "valid_from": datetime.now(UTC).isoformat(), "valid_until": until}  # fmt: skip
+    answer = cafe.send("PUT", "/offers/coffee-year", offer)
+    if answer.status_code not in (200, 201):
+        fail(answer, "publishing the offer")
+    deadline = time.monotonic() + 15
+    while client.get(f"{REDEMPTION}/v1/catalog/skycafe/coffee-year", headers=me).status_code != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit("the offer did not reach the catalog; see .local/logs/redemption.log")
+        time.sleep(0.1)
+    catalog = client.get(f"{REDEMPTION}/v1/catalog", params={"partner_id": "skycafe"}, headers=me).json()["items"]
+    print(f"    in the catalog: {catalog[0]['title']!r} for {catalog[0]['price_points']:,} points")
+
+    step("Ada redeems points earned at SkyMall, SkyAir and with the card, at SkyCafe")
+    placed = client.post(
+        f"{REDEMPTION}/v1/orders",
+        json={"partner_id": "skycafe", "offer_id": "coffee-year", "idempotency_key": uuid.uuid4().hex},
+        headers=me,
+    )
+    if placed.status_code != 202:
+        fail(placed, "the order")
+    order_id = placed.json()["order_id"]
+    print(f"    order {order_id}: {placed.json()['state']}")
+    deadline = time.monotonic() + 30
+    while True:
+        order = client.get(f"{REDEMPTION}/v1/orders/{order_id}", headers=me).json()
+        if order["state"] in ("fulfilled", "cancelled", "payment_failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    print(f"    order {order['state']}; voucher code {order['voucher_code']}")
+    after = client.get(f"{POINTS}/v1/members/me/balance", headers=me).json()
+    print(f"    balance: {posted:,} -> {after['posted']:,} points (hold captured by the ledger)")
 
 
 def main() -> int:
@@ -159,6 +205,8 @@ def main() -> int:
             print(f"    {when:<20} {sign}{amount:>6,}  {reason:<17} {other:<22} {detail}")
         lots = client.get(f"{POINTS}/v1/members/me/lots", headers=me).json()["items"]
         print(f"    {len(lots)} lots; the first expires {lots[0]['expires_at'][:10]}")
+
+        redeem_at_another_partner(client, me, balance["posted"])
 
     step("Where to look next")
     print("    make verify     check every ledger invariant on this database")
