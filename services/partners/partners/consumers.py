@@ -7,22 +7,13 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy, Context
+from faststream import Context
 from faststream.kafka.message import KafkaMessage
-from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from contracts.envelope import Event
 from contracts.events.ledger import TransferPosted
 from contracts.topics import LEDGER_TRANSFERS
-from loyalty_runtime.kafka import (
-    BATCH_MAX_RECORDS,
-    BATCH_WAIT_MS,
-    EnvelopeBatchDecoder,
-    Rejected,
-    accepted,
-    rejected,
-    send_to_dead_letter,
-)
+from loyalty_runtime.kafka import BatchConsumer, Rejected, accepted, rejected
 from loyalty_runtime.service import ServiceShell
 from loyalty_runtime.telemetry import message_spans
 from partners.adapters.settlement_store import SettlementStore
@@ -33,31 +24,12 @@ from partners.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class LedgerTransfersConsumer:
+class LedgerTransfersConsumer(BatchConsumer):
     """Consumes every posted ledger transfer in batches and keeps what settlement needs: one transaction per batch."""
 
     def __init__(self, shell: ServiceShell, settings: Settings, store: SettlementStore) -> None:
-        self.shell = shell
-        self.settings = settings
+        super().__init__(shell, LEDGER_TRANSFERS, settings.consumer_group)
         self.store = store
-        self.name = shell.topic(LEDGER_TRANSFERS.name)
-        self.dead_letters: DefaultPublisher = shell.broker.publisher(
-            shell.topic(LEDGER_TRANSFERS.dead_letter),
-            title=f"{LEDGER_TRANSFERS.name}: dead letters",
-            description="Transfers the partners service could not settle, unchanged, with a dlq-reason header.",
-        )
-
-    def subscriber_options(self) -> dict[str, object]:
-        return {
-            "group_id": self.settings.consumer_group,
-            "batch": True,
-            "max_records": BATCH_MAX_RECORDS,
-            "batch_timeout_ms": BATCH_WAIT_MS,
-            "auto_offset_reset": "earliest",
-            "ack_policy": AckPolicy.NACK_ON_ERROR,
-            "decoder": EnvelopeBatchDecoder(LEDGER_TRANSFERS),
-            "title": LEDGER_TRANSFERS.description,
-        }
 
     async def consume(self, events: Sequence[Event], message: KafkaMessage) -> None:
         refused = rejected(message)
@@ -73,7 +45,7 @@ class LedgerTransfersConsumer:
                 headers.append(origin.headers)
             except UnsettleableTransferError as error:
                 refused.append(Rejected(origin.record, error.message))
-        await send_to_dead_letter(self.dead_letters, refused, self.shell.name)
+        await self.dead_letter(refused)
         # Every record read moves the watermark, whether it was settled, irrelevant, a duplicate or refused.
         positions = partition_positions(
             [o.record for o in origins] + [r.record for r in refused],
