@@ -25,9 +25,9 @@ down: ## Stop everything `make up` or `make test` started
 status: venv ## Show what runs and where it listens
 	@$(STACK) status
 
-demo: up ## Start everything, then drive a purchase through the platform
+demo: up ## Start everything, then earn, refund, redeem at another partner, settle, and verify the ledger
 	@$(PY) -m deploy.local.demo
-	@$(PY) -m points verify
+	@$(MAKE) --no-print-directory verify
 
 test: venv ## Run unit, contract and integration tests against real Kafka and PostgreSQL
 	@$(STACK) test $(PYTEST_ARGS)

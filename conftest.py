@@ -40,16 +40,13 @@ def infra() -> Infra:
     return Infra(kafka=kafka, admin_dsn=admin, run_id=uuid.uuid4().hex[:8])
 
 
-@pytest.fixture(scope="session")
-async def _topic_prefixes(infra: Infra) -> AsyncIterator[list[str]]:
-    prefixes: list[str] = []
-    yield prefixes
+async def delete_topics(kafka: str, prefix: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     await admin.start()
     try:
-        doomed = [t for t in await admin.list_topics() if any(t.startswith(p) for p in prefixes)]
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
         if doomed:
             await admin.delete_topics(doomed)
     finally:
@@ -57,12 +54,13 @@ async def _topic_prefixes(infra: Infra) -> AsyncIterator[list[str]]:
 
 
 @pytest.fixture
-async def topic_prefix(infra: Infra, _topic_prefixes: list[str]) -> str:
-    """A fresh namespace of every topic, so each test reads only its own messages."""
+async def topic_prefix(infra: Infra) -> AsyncIterator[str]:
+    """A fresh namespace of every topic, so each test reads only its own messages; deleted after the test."""
     prefix = f"test-{infra.run_id}-{uuid.uuid4().hex[:6]}."
-    _topic_prefixes.append(prefix)
     await ensure_topics(infra.kafka, ALL_TOPICS, prefix, partitions=TEST_PARTITIONS)
-    return prefix
+    yield prefix
+    # Deleted now rather than at the end of the run: a broker holding thousands of partitions runs out of files.
+    await delete_topics(infra.kafka, prefix)
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,36 @@ def redeem_at_another_partner(client: httpx.Client, me: dict[str, str], posted: 
     print(f"    balance: {posted:,} -> {after['posted']:,} points (hold captured by the ledger)")
 
 
+def settlement(client: httpx.Client) -> None:
+    period = datetime.now(UTC).strftime("%Y-%m")
+    step(f"Settlement for {period}, derived from the ledger's transfers (provisional until the month is closed)")
+    deadline = time.monotonic() + 15
+    while True:  # the partners service reads the ledger's transfers from Kafka; give it a moment
+        answer = client.get(f"{PARTNERS}/v1/ops/statements", params={"period": period}, headers=OPS)
+        if answer.status_code != 200:
+            fail(answer, "reading the statements")
+        found = answer.json()
+        redeemed = {s["partner_id"]: s["points_redeemed"] for s in found["statements"]}
+        if redeemed.get("skycafe", 0) > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    print(f"    {'partner':<9} {'issued':>10} {'redeemed':>10} {'pays (CNY)':>12} {'is paid':>10} {'net':>11}")
+    for statement in found["statements"]:
+        for total in statement["totals"]:
+            partner, issued, redeemed = (
+                statement["partner_id"],
+                statement["points_issued"],
+                statement["points_redeemed"],
+            )
+            pays, paid, net = (total[k] / 100 for k in ("issue_amount_minor", "redemption_amount_minor", "net_minor"))
+            print(f"    {partner:<9} {issued:>10,} {redeemed:>10,} {pays:>12,.2f} {paid:>10,.2f} {net:>+11,.2f}")
+    programme = found["programme"]
+    print(
+        f"    programme: {programme['points_issued']:,} issued by partners, {programme['points_redeemed']:,} redeemed"
+    )
+    print("    (net > 0: the programme pays the partner; card points are the bank's own and settle outside)")
+
+
 def main() -> int:
     run = uuid.uuid4().hex[:6]
     now = datetime.now(UTC).isoformat()
@@ -207,6 +237,7 @@ def main() -> int:
         print(f"    {len(lots)} lots; the first expires {lots[0]['expires_at'][:10]}")
 
         redeem_at_another_partner(client, me, balance["posted"])
+        settlement(client)
 
     step("Where to look next")
     print("    make verify     check every ledger invariant on this database")
