@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import orjson
@@ -18,6 +19,34 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, str, bytes, dict[str, str]], Awaitable["asyncio.Future[object]"]]
 """Hands one message to the producer and returns the future of the broker's acknowledgement."""
+
+_ENQUEUE = """
+INSERT INTO outbox (topic, key, payload, headers)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
+"""
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to publish once the transaction that wrote it commits."""
+
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+async def enqueue(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
+    """Write messages into the outbox, inside the caller's transaction, in order."""
+    if messages:
+        await conn.execute(
+            _ENQUEUE,
+            [m.topic for m in messages],
+            [m.key for m in messages],
+            [m.payload for m in messages],
+            [orjson.dumps(m.headers).decode() for m in messages],
+        )
+
 
 _LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtext('outbox-relay'))"
 _NEXT = "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT $1"

@@ -57,10 +57,29 @@ def test_a_declined_order_gives_back_points_and_stock():
 def test_retries_stop_at_the_deadline():
     o = order()
     o.held(stock_available=True, now=NOW)
-    o.retry_later(NOW, retry_delay(1))
+    o.retry_later(NOW, retry_delay(1), in_doubt=False)
     assert (o.state, o.next_attempt_at) == (OrderState.FULFILLING, NOW + timedelta(seconds=1))
-    o.retry_later(NOW + timedelta(seconds=119), retry_delay(5))
+    assert not o.should_call(NOW + timedelta(minutes=3))
+    o.retry_later(NOW + timedelta(seconds=119), retry_delay(5), in_doubt=False)
     assert (o.state, o.cancel_reason) == (OrderState.CANCELLING, "fulfilment_timeout")
+
+
+def test_an_order_in_doubt_is_asked_again_after_the_deadline_never_cancelled_for_it():
+    o = order()
+    o.held(stock_available=True, now=NOW)
+    late = NOW + timedelta(minutes=3)
+    o.retry_later(late, retry_delay(3), in_doubt=True)  # the call timed out: it may have reached the partner
+    assert o.state is OrderState.FULFILLING
+    assert o.should_call(late)
+    o.delivered(reference="late but delivered")
+    assert o.state is OrderState.CAPTURING
+
+
+def test_asking_stops_before_the_hold_expires():
+    o = order()
+    o.held(stock_available=True, now=NOW)
+    o.retry_later(NOW + timedelta(minutes=25), retry_delay(5), in_doubt=True)
+    assert (o.state, o.cancel_reason) == (OrderState.CANCELLING, "fulfilment_unconfirmed")
 
 
 def test_a_refused_hold_cancels_without_a_release():

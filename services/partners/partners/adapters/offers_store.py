@@ -6,10 +6,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
-import orjson
 
+from loyalty_runtime.outbox import OutboxMessage, enqueue
 from partners.domain.offers import Offer, OfferTerms
-from partners.handlers.offers import OutboxMessage
 
 _COLUMNS = """partner_id, offer_id, revision, kind, title, description, category, price_points, stock,
               valid_from, valid_until, fulfilment_url, withdrawn_at, updated_at"""
@@ -35,8 +34,6 @@ RETURNING revision
 OFFERS_PAGE = f"""
 SELECT {_COLUMNS} FROM offers WHERE partner_id = $1 AND offer_id > $2 ORDER BY offer_id LIMIT $3
 """
-
-ENQUEUE = "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4::jsonb)"
 
 
 class StaleOfferRevisionError(RuntimeError):
@@ -64,8 +61,7 @@ class OfferTransaction:
             raise StaleOfferRevisionError(f"{offer.partner_id}/{offer.offer_id} revision {offer.revision}")
 
     async def enqueue(self, message: OutboxMessage) -> None:
-        headers = orjson.dumps(message.headers).decode()
-        await self.conn.execute(ENQUEUE, message.topic, message.key, message.payload, headers)
+        await enqueue(self.conn, [message])
 
 
 class OfferStore:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
+from loyalty_runtime import inbox
 from partners.domain.settlement import (
     DailyPoints,
     Entry,
@@ -21,13 +22,6 @@ from partners.domain.settlement import (
     Statement,
     StatementLine,
 )
-
-CLAIM_INBOX = """
-INSERT INTO inbox (event_id, topic)
-SELECT unnest($1::uuid[]), $2
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
-"""
 
 # A transfer is counted once whatever event carried it: the entries follow only the rows inserted now.
 INSERT_TRANSFERS = """
@@ -127,8 +121,7 @@ class SettlementTransaction:
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record the ids in the inbox; returns those seen for the first time."""
-        rows = await self.conn.fetch(CLAIM_INBOX, list(event_ids), topic)
-        return {r["event_id"] for r in rows}
+        return await inbox.claim(self.conn, topic, event_ids)
 
     async def save_transfers(self, transfers: Sequence[tuple[LedgerTransfer, Sequence[Entry]]]) -> int:
         """Store each transfer not stored yet, with its entries; returns how many were new."""

@@ -13,18 +13,11 @@ from typing import Protocol
 
 from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.topics import OFFERS
+from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from partners.domain import offers
 from partners.domain.errors import PartnersError
 from partners.domain.offers import Change, Offer, OfferNotFoundError, OfferTerms
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    topic: str
-    key: str
-    payload: bytes
-    headers: dict[str, str]
 
 
 class OfferChanges(Protocol):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
 
+from loyalty_runtime import inbox
+from loyalty_runtime.outbox import OutboxMessage, enqueue
 from points.domain.card_rates import CardRate
 from points.domain.earning import Earning, Reverse
 from points.domain.holds import Hold, HoldStatus
@@ -29,13 +30,6 @@ from points.domain.ledger import (
     member_of,
     receivable_account,
 )
-
-CLAIM_INBOX = """
-INSERT INTO inbox (event_id, topic)
-SELECT id, $2 FROM unnest($1::uuid[]) AS id
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
-"""
 
 ENSURE_IDENTIFIERS = """
 INSERT INTO identifiers (identifier) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING
@@ -175,10 +169,6 @@ INSERT INTO card_earn_rates (mcc, valid_from, points_per_unit) VALUES ($1, $2, $
 ON CONFLICT (mcc, valid_from) DO NOTHING RETURNING mcc
 """
 
-ENQUEUE = """
-INSERT INTO outbox (topic, key, payload, headers)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
-"""
 
 DUE_LOT_ACCOUNTS = """
 SELECT DISTINCT account_id FROM (
@@ -236,14 +226,6 @@ def _json(memo: Any) -> str:
     return orjson.dumps(memo).decode()
 
 
-@dataclass(frozen=True)
-class OutboxMessage:
-    topic: str
-    key: str
-    payload: bytes
-    headers: dict[str, str]
-
-
 class Transaction:
     """The statements available inside one database transaction."""
 
@@ -252,8 +234,7 @@ class Transaction:
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record the ids in the inbox; returns those seen for the first time."""
-        rows = await self.conn.fetch(CLAIM_INBOX, list(event_ids), topic)
-        return {row["event_id"] for row in rows}
+        return await inbox.claim(self.conn, topic, event_ids)
 
     async def lock_identifiers(self, identifiers: Iterable[str]) -> dict[str, uuid.UUID | None]:
         """Create unknown identifiers, then share-lock all of them: a concurrent link waits for us."""
@@ -479,14 +460,7 @@ class Transaction:
         return await self.conn.fetchval(ADD_CARD_RATE, rate.mcc, rate.valid_from, rate.points_per_unit) is not None
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        if messages:
-            await self.conn.execute(
-                ENQUEUE,
-                [m.topic for m in messages],
-                [m.key for m in messages],
-                [m.payload for m in messages],
-                [_json(m.headers) for m in messages],
-            )
+        await enqueue(self.conn, messages)
 
     async def due_lot_accounts(self, as_of: datetime, limit: int) -> list[str]:
         return [r["account_id"] for r in await self.conn.fetch(DUE_LOT_ACCOUNTS, as_of, limit)]

@@ -12,7 +12,8 @@ import orjson
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
-from points.adapters.store import OutboxMessage, PointsStore
+from loyalty_runtime.outbox import OutboxMessage
+from points.adapters.store import PointsStore
 from points.domain.card_rates import CardRates, points_for
 from points.domain.earning import Earn, EarnPlan, Reverse
 from points.domain.ledger import (

@@ -24,8 +24,9 @@ from contracts.events.holds import (
     ReleaseHold,
 )
 from contracts.topics import HOLD_RESULTS
+from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
-from points.adapters.store import OutboxMessage, PointsStore
+from points.adapters.store import PointsStore
 from points.domain import holds as two_phase
 from points.domain.holds import Hold, HoldStatus
 from points.domain.ledger import Book, member_account, partner_redeemed_account, transfer_id

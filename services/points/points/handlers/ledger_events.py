@@ -15,8 +15,9 @@ from contracts.events.ledger import (
     TransferPosted,
 )
 from contracts.topics import LEDGER_EVENTS, LEDGER_TRANSFERS
+from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
-from points.adapters.store import OutboxMessage, Transaction
+from points.adapters.store import Transaction
 from points.domain.ledger import AccountKind, Book, Changes, Transfer, kind_of, member_of, transfer_id
 
 SOURCE = "points"

@@ -9,14 +9,8 @@ from datetime import datetime
 
 import asyncpg
 
+from loyalty_runtime import inbox
 from redemption.domain.catalog import CatalogEntry, CatalogFilter, Position, PublishedOffer, WithdrawnOffer
-
-CLAIM_INBOX = """
-INSERT INTO inbox (event_id, topic)
-SELECT id, $2 FROM unnest($1::uuid[]) AS id
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
-"""
 
 # A newer revision replaces every field the partner controls; the order counters stay as they are.
 PUBLISH_OFFERS = """
@@ -81,8 +75,7 @@ class CatalogTransaction:
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record the ids in the inbox; returns those seen for the first time."""
-        rows = await self.conn.fetch(CLAIM_INBOX, list(event_ids), topic)
-        return {row["event_id"] for row in rows}
+        return await inbox.claim(self.conn, topic, event_ids)
 
     async def publish(self, offers: Sequence[PublishedOffer]) -> int:
         """Insert or replace with a higher revision, one offer at most once; returns the rows written."""

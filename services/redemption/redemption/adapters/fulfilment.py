@@ -22,6 +22,8 @@ class Fulfilment:
     outcome: Literal["delivered", "declined", "retry"]
     reference: str | None = None
     reason: str = ""
+    in_doubt: bool = False
+    """For a retry: the call may have reached the partner (no answer), so it may have delivered."""
 
 
 class PartnerFulfilment:
@@ -45,7 +47,9 @@ class PartnerFulfilment:
         try:
             answer = await self._client.post(url, content=body, headers=headers)
         except httpx.HTTPError as error:
-            return Fulfilment("retry", reason=f"{type(error).__name__}: {error}"[:200])
+            # Refused before sending: the partner surely saw nothing. Anything later: it may have.
+            sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+            return Fulfilment("retry", reason=f"{type(error).__name__}: {error}"[:200], in_doubt=sent)
         if answer.is_success:
             try:
                 reference = answer.json().get("reference")

@@ -5,18 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
+from loyalty_runtime import inbox
+from loyalty_runtime.outbox import OutboxMessage, enqueue
 from redemption.domain.orders import Order, OrderState
 
 _COLUMNS = """order_id, member_id, partner_id, offer_id, kind, quantity, unit_points, hold_expires_at,
        fulfilment_deadline, state, stock_reserved, attempts, next_attempt_at, voucher_code, partner_reference,
-       cancel_reason"""
+       cancel_reason, in_doubt"""
 
 OFFER_FOR_ORDER = """
 SELECT kind, price_points, withdrawn, valid_from, valid_until, fulfilment_url,
@@ -39,9 +39,11 @@ LOCK_ORDERS = f"SELECT {_COLUMNS} FROM orders WHERE order_id = ANY($1::uuid[]) O
 SAVE_ORDERS = """
 UPDATE orders o SET state = u.state, stock_reserved = u.stock_reserved, attempts = u.attempts,
     next_attempt_at = u.next_attempt_at, voucher_code = u.voucher_code, partner_reference = u.partner_reference,
-    cancel_reason = u.cancel_reason, updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::int[], $5::timestamptz[], $6::text[], $7::text[], $8::text[])
-    AS u(order_id, state, stock_reserved, attempts, next_attempt_at, voucher_code, partner_reference, cancel_reason)
+    cancel_reason = u.cancel_reason, in_doubt = u.in_doubt, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::int[], $5::timestamptz[], $6::text[], $7::text[], $8::text[],
+            $9::bool[])
+    AS u(order_id, state, stock_reserved, attempts, next_attempt_at, voucher_code, partner_reference, cancel_reason,
+         in_doubt)
 WHERE o.order_id = u.order_id
 """
 
@@ -60,12 +62,13 @@ WHERE partner_id = $1 AND offer_id = $2
 
 CLAIM_FULFILMENTS = f"""
 WITH due AS (
-    SELECT order_id FROM orders WHERE state = 'fulfilling' AND next_attempt_at <= $1
+    SELECT order_id, in_doubt AS was_in_doubt FROM orders WHERE state = 'fulfilling' AND next_attempt_at <= $1
     ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )
-UPDATE orders o SET next_attempt_at = $3, attempts = o.attempts + 1, updated_at = now()
+UPDATE orders o SET next_attempt_at = $3, attempts = o.attempts + 1, in_doubt = true, updated_at = now()
 FROM due WHERE o.order_id = due.order_id
-RETURNING {", ".join("o." + c.strip() for c in _COLUMNS.split(","))},
+RETURNING {", ".join("o." + c.strip() for c in _COLUMNS.split(",") if c.strip() != "in_doubt")},
+          due.was_in_doubt AS in_doubt,
           (SELECT fulfilment_url FROM catalog c WHERE c.partner_id = o.partner_id AND c.offer_id = o.offer_id)
               AS fulfilment_url
 """
@@ -78,31 +81,13 @@ ORDER BY created_at DESC, order_id DESC LIMIT $4
 
 ORDER_VIEW = f"SELECT {_COLUMNS}, created_at, updated_at FROM orders WHERE order_id = $1"
 
-CLAIM_INBOX = """
-INSERT INTO inbox (event_id, topic) SELECT id, $2 FROM unnest($1::uuid[]) AS id
-ON CONFLICT (event_id) DO NOTHING RETURNING event_id
-"""
-
-ENQUEUE = """
-INSERT INTO outbox (topic, key, payload, headers)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
-"""
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    topic: str
-    key: str
-    payload: bytes
-    headers: dict[str, str]
-
 
 def to_order(row: asyncpg.Record) -> Order:
     return Order(
         row["order_id"], row["member_id"], row["partner_id"], row["offer_id"], row["kind"], row["quantity"],
         row["unit_points"], row["hold_expires_at"], row["fulfilment_deadline"], OrderState(row["state"]),
         row["stock_reserved"], row["attempts"], row["next_attempt_at"], row["voucher_code"],
-        row["partner_reference"], row["cancel_reason"],
+        row["partner_reference"], row["cancel_reason"], row["in_doubt"],
     )  # fmt: skip
 
 
@@ -111,7 +96,7 @@ class OrdersTransaction:
         self.conn = conn
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        return {r["event_id"] for r in await self.conn.fetch(CLAIM_INBOX, list(event_ids), topic)}
+        return await inbox.claim(self.conn, topic, event_ids)
 
     async def offer(self, partner_id: str, offer_id: str) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await self.conn.fetchrow(OFFER_FOR_ORDER, partner_id, offer_id)
@@ -145,6 +130,7 @@ class OrdersTransaction:
                 [o.voucher_code for o in orders],
                 [o.partner_reference for o in orders],
                 [o.cancel_reason for o in orders],
+                [o.in_doubt for o in orders],
             )
 
     async def reserve_stock(self, order: Order) -> bool:
@@ -161,14 +147,7 @@ class OrdersTransaction:
         return [(to_order(r), r["fulfilment_url"]) for r in rows]
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        if messages:
-            await self.conn.execute(
-                ENQUEUE,
-                [m.topic for m in messages],
-                [m.key for m in messages],
-                [m.payload for m in messages],
-                [orjson.dumps(m.headers).decode() for m in messages],
-            )
+        await enqueue(self.conn, messages)
 
 
 class OrdersStore:

@@ -11,6 +11,11 @@ Every order ends in exactly one of `fulfilled` (delivered, points captured, stoc
 after the partner delivered, and only released when nothing was or will be delivered.
 The rare exception is `payment_failed`: the partner delivered but the ledger refused a capture
 that came after the hold expired and the member had spent the points meanwhile.
+
+An order is *in doubt* while a call to the partner may have reached it without its answer
+reaching us (a timeout, a crash between the call and recording its answer). An order in doubt
+is never cancelled for a missed deadline: the partner is asked again (the call is idempotent
+by order id) until it answers one way or the other, or the hold is about to expire.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+HOLD_SAFETY_MARGIN = timedelta(minutes=5)
+"""Asking the partner stops this long before the hold expires, so that a delivery can still be captured."""
 
 # Fixed forever: hold ids derive from order ids.
 _HOLDS = uuid.UUID("0f4c9a7e-2b61-4d3a-9e85-6a1d3c2b7f90")
@@ -75,6 +83,7 @@ class Order:
     voucher_code: str | None = None
     partner_reference: str | None = None
     cancel_reason: str | None = None
+    in_doubt: bool = False
     asks: list[Ask] = field(default_factory=list)
 
     @property
@@ -130,11 +139,21 @@ class Order:
         if self.state is OrderState.FULFILLING:
             self._cancel(reason)
 
-    def retry_later(self, now: datetime, delay: timedelta) -> None:
-        """The partner could not be reached; try again, unless the deadline passed."""
+    def should_call(self, now: datetime) -> bool:
+        """Whether to call the partner now; False means the order is past its deadline and can be cancelled."""
+        return now < self.fulfilment_deadline or self.in_doubt
+
+    def retry_later(self, now: datetime, delay: timedelta, *, in_doubt: bool) -> None:
+        """No answer that settles it; try again, unless the deadline passed and the partner surely did not deliver.
+
+        `in_doubt`: the last call may have reached the partner (no answer came back).
+        """
         if self.state is not OrderState.FULFILLING:
             return
-        if now + delay >= self.fulfilment_deadline:
+        self.in_doubt = in_doubt
+        if now + delay >= self.hold_expires_at - HOLD_SAFETY_MARGIN:
+            self._cancel("fulfilment_unconfirmed" if in_doubt else "fulfilment_timeout")
+        elif now + delay >= self.fulfilment_deadline and not in_doubt:
             self._cancel("fulfilment_timeout")
         else:
             self.next_attempt_at = now + delay

@@ -25,9 +25,10 @@ from contracts.events.holds import (
 )
 from contracts.events.orders import CancelledPayload, OrderCancelled, OrderFulfilled, OrderPayload, OrderPlaced
 from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
+from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from redemption.adapters.fulfilment import Fulfilment, PartnerFulfilment
-from redemption.adapters.orders_store import OrdersStore, OrdersTransaction, OutboxMessage
+from redemption.adapters.orders_store import OrdersStore, OrdersTransaction
 from redemption.domain.catalog import OfferNotFoundError
 from redemption.domain.orders import Ask, Order, OrderRefusedError, OrderState, retry_delay
 
@@ -190,9 +191,10 @@ async def fulfil_due(
         claimed = await tx.claim_fulfilments(now, now + lease, limit)
     if not claimed:
         return 0
-    late = Fulfilment("declined", reason="fulfilment_timeout")
+    # Claiming put every order in doubt (a crash after the call would lose its answer); the answer decides.
+    late = Fulfilment("retry", reason="past the fulfilment deadline; not called")
     answers = await asyncio.gather(
-        *(partners.fulfil(order, url) if now < order.fulfilment_deadline else _answer(late) for order, url in claimed)
+        *(partners.fulfil(order, url) if order.should_call(now) else _answer(late) for order, url in claimed)
     )
     now = datetime.now(UTC)
     async with store.transaction() as tx:
@@ -204,7 +206,7 @@ async def fulfil_due(
             elif answer.outcome == "declined":
                 order.declined(answer.reason)
             else:
-                order.retry_later(now, retry_delay(order.attempts))
+                order.retry_later(now, retry_delay(order.attempts), in_doubt=answer.in_doubt)
                 log.info(
                     "partner not reached; will retry", extra={"order_id": str(order.order_id), "why": answer.reason}
                 )
