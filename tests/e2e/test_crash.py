@@ -14,10 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES
 from points.handlers.verify import verify_ledger
-from tests.support.burst import balances, build_burst, holder_balances
-from tests.support.ledger import link, new_member, publish
+from tests.support.burst import balances, build_burst, holder_balances, link_members, publish_burst
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -71,18 +69,8 @@ async def test_points_killed_mid_burst_loses_nothing_and_counts_nothing_twice(in
                     return False
 
             await eventually(ready, timeout=60, what="points to be ready")
-            members = {}
-            for identifier, index in burst.links.items():
-                members[index] = await new_member(api, f"m-{index}")
-                kind, _, rest = identifier.partition(":")
-                if kind == "card":
-                    await link(api, members[index], card_token=rest)
-                else:
-                    partner, _, ref = rest.partition(":")
-                    await link(api, members[index], partner_id=partner, customer_ref=ref)
-
-            await publish(infra.kafka, PARTNER_PURCHASES.qualified(topic_prefix), burst.partner_events)
-            await publish(infra.kafka, CARD_TRANSACTIONS.qualified(topic_prefix), burst.card_events)
+            members = await link_members(api, burst)
+            await publish_burst(infra.kafka, topic_prefix, burst)
 
             async def well_under_way() -> bool:
                 return await inbox_count(dsn) >= burst.unique_events // 3

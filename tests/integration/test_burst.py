@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES
 from points.handlers.verify import verify_ledger
-from tests.support.burst import balances, build_burst, holder_balances
-from tests.support.ledger import link, new_member, publish
+from tests.support.burst import balances, build_burst, holder_balances, link_members, publish_burst
 from tests.support.services import http, points_service, running
 from tests.support.waiting import eventually
 
@@ -29,18 +27,8 @@ async def test_a_100k_event_burst_leaves_exactly_the_expected_balances(infra, to
     burst = build_burst(BURST)
     dsn = await database("points")
     async with running(points_service(infra.kafka, dsn, topic_prefix)) as points, http(points) as api:
-        members = {}
-        for identifier, index in burst.links.items():
-            members[index] = await new_member(api, f"member-{index}")
-            kind, _, rest = identifier.partition(":")
-            if kind == "card":
-                await link(api, members[index], card_token=rest)
-            else:
-                partner, _, ref = rest.partition(":")
-                await link(api, members[index], partner_id=partner, customer_ref=ref)
-
-        await publish(infra.kafka, PARTNER_PURCHASES.qualified(topic_prefix), burst.partner_events)
-        await publish(infra.kafka, CARD_TRANSACTIONS.qualified(topic_prefix), burst.card_events)
+        members = await link_members(api, burst)
+        await publish_burst(infra.kafka, topic_prefix, burst)
 
         async def all_applied() -> bool:
             return await count(dsn, "SELECT count(*) FROM inbox") >= burst.unique_events

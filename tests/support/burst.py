@@ -13,9 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import asyncpg
+import httpx
 
 from contracts.envelope import Event
-from tests.support.ledger import card_purchase, purchase, refund
+from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES
+from tests.support.ledger import card_purchase, link, new_member, publish, purchase, refund
 
 
 @dataclass
@@ -102,3 +104,22 @@ async def balances(dsn: str) -> list[tuple[str, int]]:
     finally:
         await conn.close()
     return [(r["account_id"], r["posted"]) for r in rows]
+
+
+async def link_members(api: httpx.AsyncClient, burst: Burst) -> dict[int, uuid.UUID]:
+    """Register the burst's members and link each to its identifier, through the points API."""
+    members: dict[int, uuid.UUID] = {}
+    for identifier, index in burst.links.items():
+        members[index] = await new_member(api, f"member-{index}")
+        kind, _, rest = identifier.partition(":")
+        if kind == "card":
+            await link(api, members[index], card_token=rest)
+        else:
+            partner, _, ref = rest.partition(":")
+            await link(api, members[index], partner_id=partner, customer_ref=ref)
+    return members
+
+
+async def publish_burst(kafka: str, prefix: str, burst: Burst) -> None:
+    await publish(kafka, PARTNER_PURCHASES.qualified(prefix), burst.partner_events)
+    await publish(kafka, CARD_TRANSACTIONS.qualified(prefix), burst.card_events)
