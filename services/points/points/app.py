@@ -18,8 +18,12 @@ from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
 from points import consumers
 from points.adapters.card_rates import CardRatesCache
+from points.adapters.segments import SegmentStore
 from points.adapters.store import PointsStore
-from points.api import events, members, ops
+from points.api import activities, events, members, ops, reports, segments
+from points.domain.activities import ActivityRuleError, LifecycleError
+from points.domain.rewards import ClaimRefusedError
+from points.handlers.activities import ActivityNotFoundError, ReferralRefusedError
 from points.handlers.earn import UnprocessableEventError
 from points.handlers.expiry import ExpiryOutcome, run_expiry
 from points.handlers.gifts import GiftIdReusedError, GiftRefusedError
@@ -105,6 +109,12 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
     shell.app.include_router(members.router(store, writer, authenticate, settings.gift_daily_limit))
     shell.app.include_router(ops.router(store, expire_now, authenticate))
     shell.app.include_router(events.router(store, authenticate))
+    shell.app.include_router(segments.router(lambda: SegmentStore(shell.pool), authenticate))
+    shell.app.include_router(reports.router(lambda: SegmentStore(shell.pool), authenticate))
+    shell.map_errors(segments.ERRORS | reports.ERRORS)
+    shell.app.include_router(
+        activities.router(store, writer, authenticate, settings.lot_validity, lambda: datetime.now(UTC))
+    )
     shell.map_errors(
         {
             MemberNotFoundError: status.HTTP_404_NOT_FOUND,
@@ -113,6 +123,11 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
             UnprocessableEventError: status.HTTP_422_UNPROCESSABLE_CONTENT,
             GiftRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
             GiftIdReusedError: status.HTTP_409_CONFLICT,
+            ActivityNotFoundError: status.HTTP_404_NOT_FOUND,
+            LifecycleError: status.HTTP_409_CONFLICT,
+            ActivityRuleError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+            ClaimRefusedError: status.HTTP_409_CONFLICT,
+            ReferralRefusedError: status.HTTP_409_CONFLICT,
         }
     )
     return shell

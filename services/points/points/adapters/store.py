@@ -18,7 +18,7 @@ import orjson
 from loyalty_runtime import inbox
 from loyalty_runtime.outbox import OutboxMessage, enqueue
 from points.domain.card_rates import CardRate
-from points.domain.earning import Earning, Reverse
+from points.domain.earning import Earn, Earning, Reverse
 from points.domain.holds import Hold, HoldStatus
 from points.domain.ledger import (
     Account,
@@ -137,10 +137,10 @@ FROM earnings WHERE source_key = ANY($1::text[]) ORDER BY source_key FOR UPDATE
 INSERT_EARNINGS = """
 INSERT INTO earnings
     (source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor,
-     points_reversed, occurred_at)
+     points_reversed, occurred_at, channel, partner_id, category, mcc)
 SELECT * FROM unnest(
     $1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
-    $9::bigint[], $10::timestamptz[]
+    $9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[]
 )
 """
 
@@ -398,9 +398,8 @@ class Transaction:
             for r in rows
         }  # fmt: skip
 
-    async def save_earnings(
-        self, new: Sequence[Earning], occurred: dict[str, datetime], changed: Sequence[Earning]
-    ) -> None:
+    async def save_earnings(self, new: Sequence[Earning], facts: dict[str, Earn], changed: Sequence[Earning]) -> None:
+        """Insert new earnings (with what their purchase was, from `facts`) and update refunded ones."""
         if new:
             await self.conn.execute(
                 INSERT_EARNINGS,
@@ -413,7 +412,11 @@ class Transaction:
                 [e.points for e in new],
                 [e.refunded_minor for e in new],
                 [e.points_reversed for e in new],
-                [occurred[e.source_key] for e in new],
+                [facts[e.source_key].occurred_at for e in new],
+                [facts[e.source_key].channel for e in new],
+                [facts[e.source_key].partner_id for e in new],
+                [facts[e.source_key].category for e in new],
+                [facts[e.source_key].mcc for e in new],
             )
         if changed:
             await self.conn.execute(
@@ -477,6 +480,10 @@ class PointsStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

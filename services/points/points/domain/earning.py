@@ -50,6 +50,10 @@ class Earn:
     occurred_at: datetime
     reason: str
     memo: Mapping[str, Any] = field(default_factory=dict)
+    channel: str = "partner"
+    partner_id: str | None = None
+    category: str | None = None
+    mcc: str | None = None
 
 
 @dataclass(frozen=True)

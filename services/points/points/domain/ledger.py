@@ -33,6 +33,8 @@ class AccountKind(StrEnum):
     BREAKAGE = "breakage"
     RECEIVABLE = "receivable"
     PARTNER_REDEEMED = "partner_redeemed"
+    ACTIVITY_BUDGET = "activity_budget"
+    PROGRAMME = "programme"
 
     @property
     def holds_lots(self) -> bool:
@@ -40,11 +42,13 @@ class AccountKind(StrEnum):
 
     @property
     def must_not_overdraw(self) -> bool:
-        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED)
+        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.ACTIVITY_BUDGET)
 
 
 BREAKAGE = "breakage"
 CARD_ISSUED = "card:issued"
+PROGRAMME = "programme"
+"""Funds reward activities' budgets: its balance is what the programme has committed to bonuses."""
 
 
 def member_account(member_id: uuid.UUID) -> str:
@@ -82,6 +86,10 @@ def kind_of(account_id: str) -> AccountKind:
         return AccountKind.BREAKAGE
     if account_id == CARD_ISSUED:
         return AccountKind.CARD_ISSUED
+    if account_id == PROGRAMME:
+        return AccountKind.PROGRAMME
+    if account_id.startswith("activity:") and account_id.endswith(":budget"):
+        return AccountKind.ACTIVITY_BUDGET
     prefix = account_id.split(":", 1)[0]
     if prefix == "partner" and account_id.endswith(":issued"):
         return AccountKind.PARTNER_ISSUED

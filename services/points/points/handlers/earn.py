@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -13,9 +13,10 @@ from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
 from loyalty_runtime.outbox import OutboxMessage
+from points.adapters.activities_store import ActivitiesSql
 from points.adapters.store import PointsStore
 from points.domain.card_rates import CardRates, points_for
-from points.domain.earning import Earn, EarnPlan, Reverse
+from points.domain.earning import Earn, EarnPlan, Outcome, Reverse
 from points.domain.ledger import (
     BREAKAGE,
     CARD_ISSUED,
@@ -28,6 +29,7 @@ from points.domain.ledger import (
     receivable_account,
     unclaimed_account,
 )
+from points.handlers.activities import EarnRewards
 from points.handlers.ledger_events import LedgerEventWriter, post_changes
 
 Fact = Earn | Reverse
@@ -57,6 +59,7 @@ def to_fact(event: Event, rates: CardRates) -> Fact:
             event.occurred_at, "partner_purchase",
             {"partner_id": p.partner_id, "purchase_id": p.purchase_id, "amount_minor": p.amount.amount_minor,
              "currency": p.amount.currency, "category": p.category},
+            "partner", p.partner_id, p.category, None,
         )  # fmt: skip
     if isinstance(event, PartnerRefundRecorded):
         r = event.payload
@@ -76,6 +79,7 @@ def to_fact(event: Event, rates: CardRates) -> Fact:
             {"transaction_id": c.transaction_id, "merchant_name": c.merchant_name,
              "merchant_category_code": c.merchant_category_code, "amount_minor": c.amount.amount_minor,
              "currency": c.amount.currency, "rate": str(rate)},
+            "card", None, None, c.merchant_category_code,
         )  # fmt: skip
     if isinstance(event, CardReversalPosted):
         v = event.payload
@@ -123,6 +127,8 @@ async def apply_earn_batch(
 
         links = await tx.lock_identifiers([f.identifier for f in earns] + [e.identifier for e in earnings.values()])
         holders = {identifier: holder_of(identifier, member) for identifier, member in links.items()}
+        rewards = EarnRewards(ActivitiesSql(tx.conn), lot_validity)
+        rewarded = await rewards.prepare(earns, links)
         issuers = {f.issuer_account for f in earns} | {e.issuer_account for e in earnings.values()}
 
         # Accounts a reversal may debit need their lots; a member's may need its receivable (clawback).
@@ -133,7 +139,7 @@ async def apply_earn_batch(
         await tx.ensure_accounts(set(holders.values()) | issuers | debtors)
         receivables = {receivable_account(m) for m in links.values() if m is not None}
         breakage = {BREAKAGE} if any(kind_of(h) is AccountKind.UNCLAIMED for h in debited) else set()
-        accounts = await tx.lock_accounts(set(holders.values()) | issuers | receivables | breakage)
+        accounts = await tx.lock_accounts(set(holders.values()) | issuers | receivables | breakage | rewarded)
         owing = {
             member_account(member_of(a.account_id))
             for a in accounts
@@ -143,14 +149,23 @@ async def apply_earn_batch(
         book.mark_lots_loaded(debited | owing)
 
         plan = EarnPlan(book, holders, earnings, parked, lot_validity)
+        await rewards.start(book)
         for fact in facts:
-            outcome.add(plan.earn(fact) if isinstance(fact, Earn) else plan.reverse(fact))
-        occurred = {f.source_key: f.occurred_at for f in earns}
-        await tx.save_earnings(plan.new_earnings, occurred, list(plan.changed_earnings.values()))
+            if isinstance(fact, Earn):
+                earned = plan.earn(fact)
+                if earned is Outcome.APPLIED:
+                    rewards.earned(fact, holders[fact.identifier])
+                outcome.add(earned)
+            else:
+                outcome.add(plan.reverse(fact))
+        await tx.save_earnings(
+            plan.new_earnings, {f.source_key: f for f in earns}, list(plan.changed_earnings.values())
+        )
         await tx.park(plan.newly_parked)
         await tx.unpark(plan.unparked)
         rejected = [dead_letter(events.dead_letter_topic(topic), fact, reason) for fact, reason in plan.rejected]
         await post_changes(tx, book, events, correlations=correlations, extra=rejected)
+        await rewards.save(datetime.now(UTC))
     return outcome
 
 
