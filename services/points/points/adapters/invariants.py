@@ -106,6 +106,23 @@ CHECKS: tuple[Check, ...] = (
         """,
     ),
     Check(
+        "activities_within_budget_and_quantity",
+        "a reward activity never grants beyond its budget or quantity, and its counters match its grants",
+        """
+        SELECT a.activity_id, a.budget_points, a.points_granted, a.grants_count, a.quantity_cap,
+               COALESCE(g.points, 0) AS granted_points, COALESCE(g.n, 0) AS grants,
+               b.credits_posted - b.debits_posted AS budget_left
+        FROM activities a
+        LEFT JOIN (SELECT activity_id, sum(points) AS points, count(*) AS n FROM activity_grants GROUP BY 1) g
+            USING (activity_id)
+        LEFT JOIN accounts b ON b.account_id = 'activity:' || a.activity_id || ':budget'
+        WHERE a.points_granted > a.budget_points OR (a.quantity_cap IS NOT NULL AND a.grants_count > a.quantity_cap)
+           OR a.points_granted <> COALESCE(g.points, 0) OR a.grants_count <> COALESCE(g.n, 0)
+           OR b.credits_posted - b.debits_posted < 0
+           OR b.credits_posted <> a.budget_points OR b.debits_posted <> a.points_granted
+        """,
+    ),
+    Check(
         "events_applied_at_most_once",
         "every source event earned at most once, and only after its inbox entry",
         """
