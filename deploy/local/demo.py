@@ -12,7 +12,8 @@ import os
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -129,6 +130,81 @@ def redeem_at_another_partner(client: httpx.Client, me: dict[str, str], posted: 
     print(f"    balance: {posted:,} -> {after['posted']:,} points (hold captured by the ledger)")
 
 
+def wait_applied(client: httpx.Client, event_ids: list[str], timeout: float = 30) -> None:
+    """Until the ledger has applied every one of these events."""
+    deadline = time.monotonic() + timeout
+    pending = list(event_ids)
+    while pending:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(pending)} events not applied within {timeout:.0f} s; see .local/logs/points.log")
+        if client.get(f"{POINTS}/v1/events/{pending[0]}", headers=OPS).status_code == 200:
+            pending.pop(0)
+        else:
+            time.sleep(0.1)
+
+
+def targeted_activity(client: httpx.Client, mall: Partner, air: Partner, run: str) -> None:
+    step("Ops target frequent flyers: double points at SkyMall this week, 25% held out to measure")
+    # A cohort: 24 members who fly with SkyAir, half of them often.
+    cohort = []
+    for i in range(24):
+        member = client.post(f"{POINTS}/v1/members", json={"display_name": f"flyer {i}"}, headers=OPS).json()
+        headers = {"Authorization": f"Bearer {AUTHORITY.issue(member['member_id'], Role.MEMBER)}"}
+        for partner, ref in (("skyair", f"F{run}{i}"), ("skymall", f"m{run}{i}")):
+            link = {"kind": "partner", "partner_id": partner, "customer_ref": ref}
+            client.post(f"{POINTS}/v1/members/{member['member_id']}/identifiers", json=link, headers=headers)
+        cohort.append(i)
+    now = datetime.now(UTC).isoformat()
+    flights = [
+        {"idempotency_key": f"fly-{run}-{i}", "customer_ref": f"F{run}{i}", "purchase_id": f"FL{run}-{i}",
+         "amount_minor": 150_000 if i % 2 else 30_000, "currency": "CNY", "occurred_at": now}
+        for i in cohort
+    ]  # fmt: skip
+    answer = air.post("/purchases/batch", {"purchases": flights})
+    if answer.status_code != 202:
+        fail(answer, "the flights")
+    wait_applied(client, [a["event_id"] for a in answer.json()["accepted"]])
+    rules = {"all": [{"kind": "spend", "window_days": 30, "min_minor": 100_000, "currency": "CNY",
+                      "partner_id": "skyair"}]}  # fmt: skip
+    preview = client.post(f"{POINTS}/v1/ops/segments/preview", json={"rules": rules}, headers=OPS).json()
+    segment = client.post(f"{POINTS}/v1/ops/segments", json={"name": f"frequent flyers {run}", "rules": rules},
+                          headers=OPS).json()  # fmt: skip
+    print(f"    segment 'spent 1,000+ CNY at SkyAir in 30 days': {preview['count']} members")
+    body = {"name": f"Flyers shop double {run}", "kind": "multiplier", "budget_points": 50_000,
+            "rules": {"multiplier": "2", "scope": {"channel": "partner", "partner_id": "skymall"}},
+            "per_member_cap": 5_000, "segment_id": segment["segment_id"], "holdout_share": "0.25"}  # fmt: skip
+    activity = client.post(f"{POINTS}/v1/ops/activities", json=body, headers=OPS).json()
+    week = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    started = client.post(f"{POINTS}/v1/ops/activities/{activity['activity_id']}/activate",
+                          json={"ends_at": week}, headers=OPS)  # fmt: skip
+    if started.status_code != 200:
+        fail(started, "activating the activity")
+    print(f"    activity {activity['activity_id']}: {started.json()['status']} until {week[:10]}")
+
+    step("The cohort shops at SkyMall; targeted members get the bonus with their points")
+    shopping = [
+        {"idempotency_key": f"shop-{run}-{i}", "customer_ref": f"m{run}{i}", "purchase_id": f"S{run}-{i}",
+         "amount_minor": 20_000 + 1_000 * i, "currency": "CNY", "occurred_at": datetime.now(UTC).isoformat()}
+        for i in cohort if i % 3
+    ]  # fmt: skip
+    answer = mall.post("/purchases/batch", {"purchases": shopping})
+    if answer.status_code != 202:
+        fail(answer, "the shopping")
+    wait_applied(client, [a["event_id"] for a in answer.json()["accepted"]])
+    report_url = f"{POINTS}/v1/ops/activities/{activity['activity_id']}/report"
+    report = client.get(report_url, headers=OPS).json()
+    spend = {c["currency"]: c for c in report["spend"]}
+    print(f"    targeted {report['targeted']}, held out {report['holdout']}, responded {report['responded']}"
+          f" (rate {report['response_rate']})")  # fmt: skip
+    print(f"    points granted {report['points_granted']:,} of {report['budget_points']:,};"
+          f" budget left {report['budget_left']:,}")  # fmt: skip
+    for currency, figures in spend.items():
+        lift = figures.get("lift_per_member_minor")
+        lift_text = f"{Decimal(lift) / 100:,.2f} {currency} per member" if lift is not None else "n/a"
+        print(f"    spend per targeted member vs holdout: lift {lift_text}")
+    print(f"    CSV: {report_url}.csv")
+
+
 def settlement(client: httpx.Client) -> None:
     period = datetime.now(UTC).strftime("%Y-%m")
     step(f"Settlement for {period}, derived from the ledger's transfers (provisional until the month is closed)")
@@ -237,6 +313,7 @@ def main() -> int:
         print(f"    {len(lots)} lots; the first expires {lots[0]['expires_at'][:10]}")
 
         redeem_at_another_partner(client, me, balance["posted"])
+        targeted_activity(client, mall, air, run)
         settlement(client)
 
     step("Where to look next")
