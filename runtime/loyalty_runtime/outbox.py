@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import orjson
+from aiokafka import AIOKafkaProducer
 
 log = logging.getLogger(__name__)
-
-Publish = Callable[[str, str, bytes, dict[str, str]], Awaitable["asyncio.Future[object]"]]
-"""Hands one message to the producer and returns the future of the broker's acknowledgement."""
 
 _ENQUEUE = """
 INSERT INTO outbox (topic, key, payload, headers)
@@ -54,36 +52,62 @@ _DONE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 class OutboxRelay:
+    """Publishes the outbox with its own idempotent, acks=all producer: plain aiokafka, no per-message
+    middleware, because the relay carries every event a service emits (the trace context travels in the
+    stored headers)."""
+
     def __init__(
         self,
         pool: Callable[[], asyncpg.Pool],
-        publish: Publish,
+        bootstrap: str,
         *,
+        client_id: str,
         batch_size: int = 500,
         idle_wait: float = 0.02,
     ) -> None:
         self._pool = pool
-        self._publish = publish
+        self._bootstrap = bootstrap
+        self._client_id = client_id
         self._batch_size = batch_size
         self._idle_wait = idle_wait
 
     async def run(self) -> None:
         """Run until cancelled: wait for leadership, then relay."""
-        async with self._pool().acquire() as conn:
-            while not await conn.fetchval(_LEADER_LOCK):
-                await asyncio.sleep(1.0)
-            log.info("outbox relay is the leader")
-            # The lock goes with the connection: asyncpg's pool unlocks all advisory locks on release.
-            while True:
-                if await self.relay_once(conn) < self._batch_size:
-                    await asyncio.sleep(self._idle_wait)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._client_id}-outbox",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+        )
+        await producer.start()
+        try:
+            async with self._pool().acquire() as conn:
+                while not await conn.fetchval(_LEADER_LOCK):
+                    await asyncio.sleep(1.0)
+                log.info("outbox relay is the leader")
+                # The lock goes with the connection: asyncpg's pool unlocks all advisory locks on release.
+                while True:
+                    if await self.relay_once(conn, producer) < self._batch_size:
+                        await asyncio.sleep(self._idle_wait)
+        finally:
+            await producer.stop()
 
-    async def relay_once(self, conn: asyncpg.Connection) -> int:
+    async def relay_once(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await conn.fetch(_NEXT, self._batch_size)
         if not rows:
             return 0
         # Enqueue in commit order (the producer keeps that order per partition), then wait for every ack.
-        acks = [await self._publish(r["topic"], r["key"], r["payload"], orjson.loads(r["headers"])) for r in rows]
+        acks = [
+            await producer.send(
+                r["topic"],
+                r["payload"],
+                key=r["key"].encode(),
+                headers=[(k, v.encode()) for k, v in orjson.loads(r["headers"]).items()],
+            )
+            for r in rows
+        ]
         await asyncio.gather(*acks)
         await conn.execute(_DONE, [r["id"] for r in rows])
         return len(rows)

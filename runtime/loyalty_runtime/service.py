@@ -21,6 +21,7 @@ from opentelemetry import trace
 
 from loyalty_runtime import db, telemetry
 from loyalty_runtime.kafka import build_broker
+from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ class ServiceShell:
         for kind in statuses:
             self.app.add_exception_handler(kind, answer)
 
+    def add_outbox_relay(self) -> None:
+        """Publish the service's outbox table for as long as the service runs."""
+        relay = OutboxRelay(lambda: self.pool, self.settings.kafka_bootstrap_servers, client_id=self.name)
+        self.add_background("outbox relay", relay.run)
+
     def add_background(self, name: str, task: BackgroundTask) -> None:
         self._background.append((name, task))
 
@@ -108,11 +114,13 @@ class ServiceShell:
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones finish (bounded by the grace period), then close."""
         log.info("service stopping")
-        await self.broker.stop()
+        # Background work first (the outbox relay publishes through the broker's producer), then the
+        # consumers, which finish the batch in flight and commit it.
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.broker.stop()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
 from contracts.topics import OFFERS, PARTNER_PURCHASES
 from loyalty_runtime.auth import TokenAuthority
-from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
 from partners import consumers
 from partners.adapters.cache import CachingRegistry
@@ -55,18 +53,12 @@ def build(
         description=PARTNER_PURCHASES.description,
         schema=PartnerPurchaseRecorded | PartnerRefundRecorded,
     )
-    offer_events = shell.broker.publisher(
+    shell.broker.publisher(  # declared for the AsyncAPI document; the outbox relay sends
         shell.topic(OFFERS.name),
         title="reward offers",
         description=OFFERS.description,
         schema=OfferPublished | OfferWithdrawn,
     )
-
-    async def publish(topic: str, key: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = await offer_events.publish(
-            payload, topic=topic, key=key.encode(), headers=headers, no_confirm=True
-        )
-        return future
 
     store = PartnerStore(lambda: shell.pool)
     cached = CachingRegistry(store, ttl=settings.credential_cache_seconds)
@@ -87,7 +79,7 @@ def build(
     )
     errors.install(shell.app)
     offers.install(shell.app)
-    shell.add_background("outbox relay", OutboxRelay(lambda: shell.pool, publish).run)
+    shell.add_outbox_relay()
     shell.add_background("forget-expired-signatures", lambda: forget_expired_signatures(store, clock))
     return shell
 

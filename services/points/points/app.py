@@ -14,7 +14,6 @@ from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejecte
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
 from contracts.topics import HOLD_RESULTS, LEDGER_EVENTS, LEDGER_TRANSFERS
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
-from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
 from points import consumers
 from points.adapters.card_rates import CardRatesCache
@@ -54,13 +53,13 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
     writer = LedgerEventWriter(settings.kafka_topic_prefix)
     consumers.register(shell, settings, CardRatesCache(store), writer)
 
-    ledger_publisher = shell.broker.publisher(
+    # Declared for the AsyncAPI document; the outbox relay sends.
+    shell.broker.publisher(
         writer.topic,
         title="ledger events",
         description=LEDGER_EVENTS.description,
         schema=PointsCredited | PointsDebited,
     )
-    # Declared for the AsyncAPI document; the outbox relay sends through the one producer.
     shell.broker.publisher(
         writer.transfers_topic,
         title="ledger transfers",
@@ -74,14 +73,7 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         schema=PointsHeld | HoldRejected | HoldCaptured | HoldReleased | HoldCaptureRefused,
     )
 
-    async def publish(topic: str, key: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = await ledger_publisher.publish(
-            payload, topic=topic, key=key.encode(), headers=headers, no_confirm=True
-        )
-        return future
-
-    relay = OutboxRelay(lambda: shell.pool, publish)
-    shell.add_background("outbox relay", relay.run)
+    shell.add_outbox_relay()
 
     async def expire_now() -> ExpiryOutcome:
         return await run_expiry(store(), writer, datetime.now(UTC))

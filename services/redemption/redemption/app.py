@@ -14,7 +14,6 @@ from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
 from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPlaced
 from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
-from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.service import ServiceShell
 from redemption import consumers
 from redemption.adapters.catalog_store import CatalogStore
@@ -59,7 +58,7 @@ def build(
         }
     )
 
-    commands = shell.broker.publisher(
+    shell.broker.publisher(  # declared for the AsyncAPI document; the outbox relay sends
         saga.commands,
         title="hold commands",
         description=HOLD_COMMANDS.description,
@@ -72,13 +71,7 @@ def build(
         schema=OrderPlaced | OrderFulfilled | OrderCancelled,
     )
 
-    async def publish(topic: str, key: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = await commands.publish(
-            payload, topic=topic, key=key.encode(), headers=headers, no_confirm=True
-        )
-        return future
-
-    shell.add_background("outbox relay", OutboxRelay(lambda: shell.pool, publish).run)
+    shell.add_outbox_relay()
     partners = PartnerFulfilment(settings.fulfilment_signing_secret, fulfilment_transport)
 
     async def fulfilment_worker() -> None:

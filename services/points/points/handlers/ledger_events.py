@@ -6,19 +6,13 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from contracts.events.ledger import (
-    CreditPayload,
-    LedgerMovement,
-    PointsCredited,
-    PointsDebited,
-    TransferPayload,
-    TransferPosted,
-)
+import orjson
+
 from contracts.topics import LEDGER_EVENTS, LEDGER_TRANSFERS
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from points.adapters.store import Transaction
-from points.domain.ledger import AccountKind, Book, Changes, Transfer, kind_of, member_of, transfer_id
+from points.domain.ledger import Book, Changes, Transfer, member_of
 
 SOURCE = "points"
 
@@ -38,57 +32,61 @@ class LedgerEventWriter:
         posted_at: datetime,
         correlations: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> list[OutboxMessage]:
-        """TransferPosted for every transfer; PointsCredited / PointsDebited for those touching a member."""
+        """TransferPosted for every transfer; PointsCredited / PointsDebited for those touching a member.
+
+        Serialised straight from the ledger's typed records with orjson, in the contracts' shape: this
+        runs for every point the platform moves, and building and validating pydantic models here cost
+        more than everything else in the earn path. Consumers validate what they read, and a test
+        round-trips these messages through the contracts.
+        """
         headers = inject_context({})
         messages: list[OutboxMessage] = []
         for t in transfers:
-            correlation = (correlations or {}).get(t.cause_event_id, t.cause_event_id)
-            posted = TransferPosted(
-                event_id=transfer_id(t.transfer_id, "posted"),
-                occurred_at=posted_at,
-                source=SOURCE,
-                correlation_id=correlation,
-                causation_id=t.cause_event_id,
-                payload=TransferPayload(
-                    transfer_id=t.transfer_id, debit_account=t.debit_account, credit_account=t.credit_account,
-                    amount=t.amount, reason=t.reason, cause_event_id=t.cause_event_id,
-                    issuer_account=t.memo.get("issuer"),
-                ),
-            )  # fmt: skip
-            messages.append(
-                OutboxMessage(self.transfers_topic, settlement_key(t), posted.model_dump_json().encode(), headers)
-            )
-            correlation = (correlations or {}).get(t.cause_event_id, t.cause_event_id)
-            common = {
-                "occurred_at": t.occurred_at,
+            envelope = {
                 "source": SOURCE,
-                "correlation_id": correlation,
+                "correlation_id": (correlations or {}).get(t.cause_event_id, t.cause_event_id),
                 "causation_id": t.cause_event_id,
             }
-            if kind_of(t.credit_account) is AccountKind.MEMBER:
+            movement = {"transfer_id": t.transfer_id, "amount": t.amount, "reason": t.reason,
+                        "cause_event_id": t.cause_event_id}  # fmt: skip
+            posted = {
+                "event_id": event_id(t.transfer_id, _POSTED), "type": "TransferPosted", "version": 1,
+                "occurred_at": posted_at, **envelope,
+                "payload": {**movement, "debit_account": t.debit_account, "credit_account": t.credit_account,
+                            "issuer_account": t.memo.get("issuer")},
+            }  # fmt: skip
+            messages.append(OutboxMessage(self.transfers_topic, settlement_key(t), orjson.dumps(posted, default=str), headers))
+            if t.credit_account.startswith("member:"):
                 member = member_of(t.credit_account)
-                credited = PointsCredited(
-                    event_id=transfer_id(t.transfer_id, "credited"),
-                    payload=CreditPayload(
-                        member_id=member, transfer_id=t.transfer_id, amount=t.amount,
-                        counterparty_account=t.debit_account, reason=t.reason, cause_event_id=t.cause_event_id,
-                        expires_at=t.expires_at,
-                    ),
-                    **common,  # type: ignore[arg-type]
-                )  # fmt: skip
-                messages.append(OutboxMessage(self.topic, str(member), credited.model_dump_json().encode(), headers))
-            if kind_of(t.debit_account) is AccountKind.MEMBER:
+                credited = {
+                    "event_id": event_id(t.transfer_id, _CREDITED), "type": "PointsCredited", "version": 1,
+                    "occurred_at": t.occurred_at, **envelope,
+                    "payload": {**movement, "member_id": member, "counterparty_account": t.debit_account,
+                                "expires_at": t.expires_at},
+                }  # fmt: skip
+                messages.append(OutboxMessage(self.topic, str(member), orjson.dumps(credited, default=str), headers))
+            if t.debit_account.startswith("member:"):
                 member = member_of(t.debit_account)
-                debited = PointsDebited(
-                    event_id=transfer_id(t.transfer_id, "debited"),
-                    payload=LedgerMovement(
-                        member_id=member, transfer_id=t.transfer_id, amount=t.amount,
-                        counterparty_account=t.credit_account, reason=t.reason, cause_event_id=t.cause_event_id,
-                    ),
-                    **common,  # type: ignore[arg-type]
-                )  # fmt: skip
-                messages.append(OutboxMessage(self.topic, str(member), debited.model_dump_json().encode(), headers))
+                debited = {
+                    "event_id": event_id(t.transfer_id, _DEBITED), "type": "PointsDebited", "version": 1,
+                    "occurred_at": t.occurred_at, **envelope,
+                    "payload": {**movement, "member_id": member, "counterparty_account": t.credit_account},
+                }  # fmt: skip
+                messages.append(OutboxMessage(self.topic, str(member), orjson.dumps(debited, default=str), headers))
         return messages
+
+
+# asyncpg hands back its own UUID type (for ids read from the database), which orjson leaves to `default`.
+# Event ids derive from transfer ids by flipping fixed bits (a version 8 UUID, RFC 9562): as stable as
+# a uuid5 of the transfer id, and a few hundred times cheaper on the hottest path of the ledger.
+_POSTED, _CREDITED, _DEBITED = 0x5A17_0001, 0x5A17_0002, 0x5A17_0003
+_VERSION_AND_VARIANT_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+
+
+def event_id(transfer: uuid.UUID, kind: int) -> uuid.UUID:
+    """The id of one of the events reporting `transfer`; the same transfer and kind, the same id."""
+    flipped = (transfer.int ^ (kind << 32)) & _VERSION_AND_VARIANT_MASK
+    return uuid.UUID(int=flipped | (0x8 << 76) | (0x2 << 62))
 
 
 def settlement_key(transfer: Transfer) -> str:
