@@ -36,8 +36,9 @@ class ServiceShellLike(Protocol):
 
 BATCH_MAX_RECORDS = 500
 """Records per consumer batch: one database transaction each (DESIGN.md, Performance model)."""
-BATCH_WAIT_MS = 100
-"""How long an idle consumer waits for records; a busy one returns as soon as records are buffered."""
+BATCH_WAIT_MS = 10
+"""How long an idle consumer waits for records; a busy one returns as soon as records are buffered.
+FastStream also sleeps this long after an empty poll, so it bounds the latency a quiet consumer adds."""
 
 
 def build_broker(settings: ServiceSettings, service: str, provider: trace.TracerProvider) -> KafkaBroker:

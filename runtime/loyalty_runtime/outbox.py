@@ -8,6 +8,7 @@ advisory lock), so events leave in the order they were committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,13 @@ from aiokafka import AIOKafkaProducer
 log = logging.getLogger(__name__)
 
 _ENQUEUE = """
-INSERT INTO outbox (topic, key, payload, headers)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
+WITH queued AS (
+    INSERT INTO outbox (topic, key, payload, headers)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
+)
+SELECT pg_notify('outbox', '')
 """
+"""Wakes the relay when the transaction commits (PostgreSQL delivers notifications at commit)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class OutboxRelay:
         *,
         client_id: str,
         batch_size: int = 500,
-        idle_wait: float = 0.02,
+        idle_wait: float = 0.5,
     ) -> None:
         self._pool = pool
         self._bootstrap = bootstrap
@@ -72,7 +77,7 @@ class OutboxRelay:
         self._idle_wait = idle_wait
 
     async def run(self) -> None:
-        """Run until cancelled: wait for leadership, then relay."""
+        """Run until cancelled: wait for leadership, then relay as soon as a commit notifies it."""
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=f"{self._client_id}-outbox",
@@ -88,9 +93,22 @@ class OutboxRelay:
                     await asyncio.sleep(1.0)
                 log.info("outbox relay is the leader")
                 # The lock goes with the connection: asyncpg's pool unlocks all advisory locks on release.
-                while True:
-                    if await self.relay_once(conn, producer) < self._batch_size:
-                        await asyncio.sleep(self._idle_wait)
+                woken = asyncio.Event()
+
+                def wake(*_: object) -> None:
+                    woken.set()
+
+                await conn.add_listener("outbox", wake)
+                try:
+                    while True:
+                        woken.clear()
+                        if await self.relay_once(conn, producer) < self._batch_size:
+                            # A notification ends the wait at once; the timeout is the fallback.
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(woken.wait(), self._idle_wait)
+                finally:
+                    with contextlib.suppress(Exception):  # the connection may be closing with the service
+                        await conn.remove_listener("outbox", wake)
         finally:
             await producer.stop()
 
