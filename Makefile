@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) deploy/local/stack.py
 PACKAGES := contracts/pyproject.toml runtime/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: help venv up down status demo test verify cards token lint format docs schemas lock
+.PHONY: help venv up down status demo test verify bench cards token lint format docs schemas lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ test: venv ## Run unit, contract and integration tests against real Kafka and Po
 verify: venv ## Check every ledger invariant on the running system's database (non-zero exit on failure)
 	@$(PY) -m points verify
 	@$(PY) -m tools.reconcile
+
+bench: venv ## Measure throughput and latency against this machine's limits (BENCH_ARGS=--quick); bench/results/latest.json
+	@$(STACK) infra
+	@$(PY) -m bench $(BENCH_ARGS)
 
 cards: venv ## Publish realistic card transactions: make cards CARDS=tok_x,tok_y COUNT=20
 	@$(PY) -m tools.cardfeed $(if $(CARDS),--cards $(CARDS),--random-cards 100) --count $(or $(COUNT),20)

@@ -1,0 +1,98 @@
+"""Growth: balance reads with a short and a very long history, and the expiry job against the lots it expires.
+
+Two members are written straight into the bench points database, one with `small_history` transfers and
+one with `big_history` (10,000,000 by default): earns and redemptions in turn, the newest earns with live
+lots, every balance consistent. GET /v1/members/{id}/balance is then read one request
+at a time with the member's token. For expiry, N lots that expired yesterday are
+written on new members (ten to a member) and POST /v1/ops/expiry-runs is timed until it answers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+
+from bench import seed
+from bench.clients import member_headers, ops_headers
+from bench.harness import PROGRESS, Run, Stack
+from bench.httpclient import Pool
+from bench.report import Report, Result
+from bench.stats import rate, summary
+
+NAME = "growth"
+WARMUP_READS = 50
+
+
+async def run(run: Run, report: Report) -> None:
+    plan = run.plan
+    details: dict[str, Any] = report.details.setdefault(NAME, {})
+    # The scheduled expiry job stays out of the way: the benchmark runs it on demand.
+    env = {"points": {"EXPIRY_INTERVAL_SECONDS": "86400"}}
+    async with Stack(run, NAME, services=("points",), env=env) as stack:
+        conn = await asyncpg.connect(stack.dsn("points"))
+        pool: Pool | None = None
+        try:
+            await stack.start()
+            pool = Pool(stack.url("points"), 1)
+            members = await seed.members(conn, 2)
+            histories = {members.ids[0]: plan.small_history, members.ids[1]: plan.big_history}
+            for member, entries in histories.items():
+                async with PROGRESS.phase(f"growth: writing a history of {entries:,} transfers", "INSERT ... SELECT"):
+                    await seed.history(conn, member, entries)
+            await conn.execute("ANALYZE transfers; ANALYZE lots; ANALYZE accounts")
+            for member, entries in histories.items():
+                path = f"/v1/members/{member}/balance"
+                timings = await reads(pool, member, path, plan.balance_reads, f"balance read, {entries:,} entries")
+                stats = summary(timings)
+                label = f"growth: balance read, {entries:,} entries"
+                report.add(
+                    [
+                        Result(f"{label}, p50", stats["p50"], "ms", note=f"{entries:,} entries"),
+                        Result(f"{label}, p99", stats["p99"], "ms"),
+                    ]
+                )
+                details[label] = stats
+            for lots in plan.expiry_sizes:
+                async with PROGRESS.phase("growth: expiry", f"writing {lots:,} expired lots"):
+                    await seed.expiring_lots(conn, lots)
+                    await conn.execute("ANALYZE lots")
+                seconds, answer = await expiry(pool, lots)
+                expired = answer.get("lots_expired", 0)
+                note = f"{rate(expired, seconds):,.0f} lots/s"
+                if expired != lots:
+                    note += f"; expired {expired:,} of {lots:,}"
+                report.add([Result(f"growth: expiry run, {lots:,} expiring lots", seconds, "s", note=note)])
+                details[f"expiry {lots}"] = {"seconds": seconds, **answer}
+        finally:
+            if pool is not None:
+                pool.close()
+            await conn.close()
+
+
+async def reads(pool: Pool, member: uuid.UUID, path: str, count: int, label: str) -> list[float]:
+    headers = member_headers(member)
+    timings: list[float] = []
+    async with PROGRESS.phase(f"growth: {label}", lambda: f"{len(timings):,}/{count:,} requests"):
+        for n in range(WARMUP_READS + count):
+            sent = time.perf_counter()
+            answer = await pool.request("GET", path, b"", headers)
+            if answer.status != 200:
+                raise RuntimeError(f"GET {path} answered {answer.status}: {answer.body[:200]!r}")
+            if n >= WARMUP_READS:
+                timings.append((time.perf_counter() - sent) * 1000)
+    return timings
+
+
+async def expiry(pool: Pool, lots: int) -> tuple[float, dict[str, Any]]:
+    started = time.monotonic()
+    async with PROGRESS.phase(f"growth: expiry run of {lots:,} lots", "waiting for the answer"):
+        answer = await pool.request("POST", "/v1/ops/expiry-runs", b"", ops_headers())
+    seconds = time.monotonic() - started
+    if answer.status != 200:
+        raise RuntimeError(f"the expiry run answered {answer.status}: {answer.body[:200]!r}")
+    found: dict[str, Any] = orjson.loads(answer.body)
+    return seconds, found

@@ -1,0 +1,276 @@
+"""End-to-end latency: a signed partner purchase request until the member's balance shows its points.
+
+An open-loop generator sends requests on a fixed schedule (request k at t0 + k/rate, whether or not
+earlier ones were answered), each for a different linked member. A poller reads the accounts of
+every member still waiting, in one SQL statement every POLL_S seconds, from the bench points
+database (the row the balance endpoint reads); a request's latency is the start of the first poll
+that sees its points, minus its scheduled send time. Measured at 1,000 requests/s and at 80% of the
+earn ingestion maximum measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+
+from bench import seed
+from bench.clients import Partner, purchase, register_partner
+from bench.harness import PROGRESS, RESULTS, Run, Stack, infrastructure_pids, measuring_cpu
+from bench.httpclient import HttpError, Pool
+from bench.report import Report, Result
+from bench.stats import rate, summary
+
+NAME = "latency"
+POLL_S = 0.002
+STEADY_RATE = 1_000.0
+LIGHT_RATE = 100.0
+"""DESIGN.md's average load of a 30-million-member coalition: the pipeline's latency when nothing queues."""
+SHARE_OF_MAX = 0.8
+AMOUNT_MINOR = 12_300
+POINTS = AMOUNT_MINOR // 100
+DRAIN_TIMEOUT_S = 30.0
+CONNECTIONS = 256
+IDLE_S = 5.0
+
+
+@dataclass
+class Phase:
+    """Requests of one rate: when each was due, and when its points became visible."""
+
+    rate: float
+    warmup_s: float
+    window_s: float
+    sent: int = 0
+    accepted: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    request_ms: list[float] = field(default_factory=list)
+    visible_ms: list[float] = field(default_factory=list)
+    lost: int = 0
+    unanswered: int = 0
+    started: float = 0.0
+    last_answer: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Waiting:
+    due: float
+    expected: int
+    measured: bool
+
+
+class Ledger:
+    """What each member's credits must reach, and who is still waiting for their points."""
+
+    def __init__(self) -> None:
+        self.expected: dict[str, int] = defaultdict(int)
+        self.waiting: dict[str, deque[Waiting]] = {}
+
+    def expect(self, account: str, due: float, measured: bool) -> None:
+        self.expected[account] += POINTS
+        self.waiting.setdefault(account, deque()).append(Waiting(due, self.expected[account], measured))
+
+    async def poll(self, conn: asyncpg.Connection, phase: Phase, stop: asyncio.Event) -> None:
+        while not stop.is_set() or self.waiting:
+            if not self.waiting:
+                await asyncio.sleep(POLL_S)
+                continue
+            asked = time.perf_counter()
+            rows = await conn.fetch(
+                "SELECT account_id, credits_posted FROM accounts WHERE account_id = ANY($1::text[])", list(self.waiting)
+            )
+            for row in rows:
+                queue = self.waiting[row["account_id"]]
+                while queue and queue[0].expected <= row["credits_posted"]:
+                    done = queue.popleft()
+                    if done.measured:
+                        phase.visible_ms.append((asked - done.due) * 1000)
+                if not queue:
+                    del self.waiting[row["account_id"]]
+            await asyncio.sleep(max(0.0, POLL_S - (time.perf_counter() - asked)))
+
+    def give_up(self, phase: Phase) -> None:
+        for queue in self.waiting.values():
+            for waiting in queue:
+                if waiting.measured:
+                    phase.lost += 1
+                    phase.visible_ms.append(DRAIN_TIMEOUT_S * 1000)
+        self.waiting.clear()
+
+
+async def run(run: Run, report: Report) -> None:
+    plan = run.plan
+    earn_max = report.details.get("earn", {}).get("events_per_s") or _earlier_earn_max()
+    rates: list[tuple[float, bool]] = [(LIGHT_RATE, False), (STEADY_RATE, False)]
+    if earn_max:
+        rates.append((round(SHARE_OF_MAX * earn_max), True))
+    details: dict[str, Any] = report.details.setdefault(NAME, {"poll_interval_ms": POLL_S * 1000})
+    if not earn_max:
+        report.notes.append("latency at 80% of the earn maximum skipped: no earn figure in this run or the last")
+    # Every request for a member no earlier request of the run used, so that a late purchase of an earlier
+    # phase can never make a later one look visible early.
+    needed = int(sum(r for r, _ in rates) * (plan.latency_warmup_s + plan.latency_window_s) * 1.05)
+    count = max(plan.members, needed)
+    async with Stack(run, NAME, services=("partners", "points")) as stack:
+        conn = await asyncpg.connect(stack.dsn("points"))
+        try:
+            async with PROGRESS.phase("latency: seeding members", lambda: f"{count:,} members"):
+                members = await seed.members(conn, count)
+                await stack.start()
+            components = {**infrastructure_pids(), **{s: [p.pid] for s, p in stack.processes.items()}}
+            idle: dict[str, float] = {}
+            async with PROGRESS.phase("latency: CPU of the idle services", f"{IDLE_S:.0f} s without load"):
+                with measuring_cpu(components, idle):
+                    await asyncio.sleep(IDLE_S)
+            details["idle_cpu_cores"] = idle
+            pool = Pool(stack.url("partners"), CONNECTIONS)
+            try:
+                partner = await register_partner(pool, members.partner_id)
+                ledger = Ledger()
+                next_member = 0
+                for target, of_max in rates:
+                    phase = Phase(target, plan.latency_warmup_s, plan.latency_window_s)
+                    components = {**infrastructure_pids(), **{s: [p.pid] for s, p in stack.processes.items()}}
+                    with measuring_cpu(components, phase.cpu):
+                        await drive(pool, partner, members, phase, ledger, conn, next_member)
+                    next_member += phase.sent
+                    await settle(conn)
+                    report.add(_rows(phase, of_max))
+                    details[f"{target:.0f}/s"] = {
+                        "sent": phase.sent, "accepted": phase.accepted, "errors": dict(phase.errors),
+                        "not_visible_within_timeout": phase.lost, "not_answered_within_timeout": phase.unanswered,
+                        "cpu_cores": phase.cpu,
+                        "request_ms": summary(phase.request_ms), "visible_ms": summary(phase.visible_ms),
+                    }  # fmt: skip
+            finally:
+                pool.close()
+        finally:
+            await conn.close()
+
+
+def _rows(phase: Phase, of_max: bool) -> list[Result]:
+    label = (
+        f"latency @ {SHARE_OF_MAX:.0%} of earn max ({phase.rate:,.0f}/s)"
+        if of_max
+        else f"latency @ {phase.rate:,.0f}/s"
+    )
+    # Accepted requests over the time from the first send to the last answer: below the target rate when
+    # the service could not keep up.
+    achieved = rate(phase.accepted, max(phase.last_answer - phase.started, phase.warmup_s + phase.window_s))
+    stats = summary(phase.visible_ms)
+    note = f"{achieved:,.0f}/s accepted"
+    if phase.unanswered:
+        note += f"; {phase.unanswered} not answered within {DRAIN_TIMEOUT_S:.0f} s after the last was due"
+    if phase.lost:
+        note += f"; {phase.lost} not visible within {DRAIN_TIMEOUT_S:.0f} s"
+    if phase.errors:
+        note += f"; errors {dict(phase.errors)}"
+    return [
+        Result(f"{label}: p50", stats["p50"], "ms", note=note),
+        Result(f"{label}: p95", stats["p95"], "ms"),
+        Result(
+            f"{label}: p99", stats["p99"], "ms", note=f"request alone: p99 {summary(phase.request_ms)['p99']:.1f} ms"
+        ),
+    ]
+
+
+async def drive(
+    pool: Pool, partner: Partner, members: seed.Members, phase: Phase, ledger: Ledger, conn: asyncpg.Connection,
+    first_member: int,
+) -> None:  # fmt: skip
+    """Send on schedule for warm-up plus window, then wait until every accepted purchase is visible."""
+    stop = asyncio.Event()
+    poller = asyncio.create_task(ledger.poll(conn, phase, stop))
+    total = int(phase.rate * (phase.warmup_s + phase.window_s))
+    in_flight: dict[asyncio.Task[None], float] = {}
+    started = phase.started = time.perf_counter()
+    measured_from = started + phase.warmup_s
+
+    async def send(k: int, due: float) -> None:
+        index = (first_member + k) % len(members.ids)
+        body = orjson.dumps(purchase(f"lat-{phase.rate:.0f}-{first_member + k}", members.customer_ref(index),
+                                     AMOUNT_MINOR))  # fmt: skip
+        try:
+            answer = await pool.request(
+                "POST", partner.purchases_path, body, partner.signed(partner.purchases_path, body)
+            )
+        except (HttpError, OSError) as error:
+            phase.errors[type(error).__name__] += 1
+            return
+        if answer.status != 202:
+            phase.errors[str(answer.status)] += 1
+            return
+        phase.accepted += 1
+        phase.last_answer = time.perf_counter()
+        if due >= measured_from:
+            phase.request_ms.append((time.perf_counter() - due) * 1000)
+        ledger.expect(members.account(index), due, due >= measured_from)
+
+    def status() -> str:
+        elapsed = time.perf_counter() - started
+        stage = "warming up" if elapsed < phase.warmup_s else "measuring"
+        p99 = summary(phase.visible_ms)["p99"] if phase.visible_ms else float("nan")
+        return (
+            f"{stage} at {phase.rate:,.0f}/s; sent {phase.sent:,}/{total:,}, in flight {len(in_flight)}, "
+            f"waiting {sum(len(q) for q in ledger.waiting.values())}, p99 so far {p99:.1f} ms"
+        )
+
+    try:
+        async with PROGRESS.phase(f"latency @ {phase.rate:,.0f}/s", status):
+            for k in range(total):
+                due = started + k / phase.rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(send(k, due))
+                in_flight[task] = due
+                task.add_done_callback(in_flight.pop)
+                phase.sent += 1
+            if in_flight:
+                await asyncio.wait(list(in_flight), timeout=DRAIN_TIMEOUT_S)
+            # Requests still unanswered count with the time they waited so far: a lower bound, never dropped.
+            now = time.perf_counter()
+            for due in in_flight.values():
+                if due >= measured_from:
+                    phase.unanswered += 1
+                    phase.visible_ms.append((now - due) * 1000)
+            stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(poller), DRAIN_TIMEOUT_S)
+    finally:
+        stop.set()
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        for task in list(in_flight):
+            task.cancel()
+    ledger.give_up(phase)
+
+
+async def settle(conn: asyncpg.Connection, timeout: float = 120.0) -> None:
+    """Wait until the ledger stops taking purchases: an overloaded phase leaves requests queued in the service."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    async with PROGRESS.phase("latency: letting the services drain", lambda: f"inbox at {last:,} events"):
+        while time.monotonic() < deadline:
+            now = await conn.fetchval("SELECT count(*) FROM inbox")
+            if now == last:
+                return
+            last = now
+            await asyncio.sleep(2)
+
+
+def _earlier_earn_max() -> float | None:
+    """The earn figure of the last run, for `--only latency`."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        earlier = json.loads((RESULTS / "latest.json").read_text())
+        return float(earlier["details"]["earn"]["events_per_s"])
+    return None

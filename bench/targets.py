@@ -1,0 +1,75 @@
+"""The issue's targets for this machine, and DESIGN.md's goals, judged against a run's results."""
+
+from __future__ import annotations
+
+from bench.report import Report, Result, Verdict
+
+EARN_SHARE_OF_COPY = 0.5
+P99_AT_1000_MS = 100.0
+GROWTH_TOLERANCE = 1.5
+"""Balance reads "do not grow" when the 10M-entry member's p50 is within 1.5x (+0.5 ms) of the 1,000-entry one's."""
+
+
+def _value(report: Report, name: str) -> Result | None:
+    return report.find(name)
+
+
+def evaluate(report: Report) -> list[Verdict]:
+    verdicts = [_earn(report), _latency(report), _growth(report)]
+    verdicts += _design_goals(report)
+    return verdicts
+
+
+def _earn(report: Report) -> Verdict:
+    target = f"earn ingestion >= {EARN_SHARE_OF_COPY:.0%} of the plain COPY limit"
+    row = _value(report, "earn: ingestion vs COPY limit")
+    if row is None or row.ratio is None:
+        return Verdict(target, None, "not measured in this run")
+    needed = EARN_SHARE_OF_COPY * (row.limit or 0)
+    if row.ratio >= EARN_SHARE_OF_COPY:
+        return Verdict(target, True, f"{row.value:,.0f} events/s is {row.ratio:.0%} of {row.limit:,.0f}")
+    return Verdict(
+        target, False,
+        f"{row.value:,.0f} events/s is {row.ratio:.0%} of {row.limit:,.0f}: short by {needed - row.value:,.0f} "
+        f"events/s ({EARN_SHARE_OF_COPY / row.ratio:.1f}x needed)",
+    )  # fmt: skip
+
+
+def _latency(report: Report) -> Verdict:
+    target = f"p99 end to end < {P99_AT_1000_MS:.0f} ms at 1,000 events/s"
+    row = _value(report, "latency @ 1,000/s: p99")
+    if row is None:
+        return Verdict(target, None, "not measured in this run")
+    if row.value < P99_AT_1000_MS:
+        return Verdict(target, True, f"p99 {row.value:.1f} ms")
+    return Verdict(target, False, f"p99 {row.value:.1f} ms: {row.value - P99_AT_1000_MS:.1f} ms over")
+
+
+def _growth(report: Report) -> Verdict:
+    target = "balance reads do not grow with history"
+    small = _value(report, "growth: balance read, 1,000 entries, p50")
+    big = next((r for r in report.results if r.name.startswith("growth: balance read, ") and r.name.endswith(
+        "entries, p50") and r is not small), None)  # fmt: skip
+    if small is None or big is None:
+        return Verdict(target, None, "not measured in this run")
+    allowed = small.value * GROWTH_TOLERANCE + 0.5
+    detail = f"p50 {small.value:.2f} ms with 1,000 entries, {big.value:.2f} ms with {big.note or 'the big history'}"
+    return Verdict(target, big.value <= allowed, detail + f" (allowed up to {allowed:.2f} ms)")
+
+
+def _design_goals(report: Report) -> list[Verdict]:
+    goals: list[Verdict] = []
+    earn = _value(report, "earn: ingestion vs COPY limit")
+    if earn is not None:
+        goals.append(Verdict("earn sustained at 5,000 events/s", earn.value >= 5_000,
+                             f"{earn.value:,.0f} events/s", "DESIGN.md"))  # fmt: skip
+    p99 = _value(report, "latency @ 1,000/s: p99")
+    if p99 is not None:
+        goals.append(Verdict("p99 request to visible balance <= 50 ms at 1,000/s", p99.value <= 50,
+                             f"{p99.value:.1f} ms", "DESIGN.md"))  # fmt: skip
+    holds = _value(report, "redemption, many members: holds")
+    holds_p99 = _value(report, "redemption, many members: order to hold p99")
+    if holds is not None and holds_p99 is not None:
+        goals.append(Verdict("holds at 1,000/s with p99 <= 50 ms", holds.value >= 1_000 and holds_p99.value <= 50,
+                             f"{holds.value:,.0f} holds/s, p99 {holds_p99.value:.1f} ms", "DESIGN.md"))  # fmt: skip
+    return goals
