@@ -30,6 +30,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
     )  # fmt: skip
     parser.add_argument("--earn-events", type=int, help="events to pre-produce for the earn scenario")
+    parser.add_argument(
+        "--earn-replicas", type=int, default=1, help="points processes sharing the earn topics (default 1, as make up)"
+    )
     parser.add_argument("--clean", action="store_true", help="remove databases and topics an interrupted run left")
     return parser.parse_args(argv)
 
@@ -38,6 +41,7 @@ async def bench(options: argparse.Namespace) -> int:
     plan = Plan.quick_run() if options.quick else Plan.full()
     if options.earn_events:
         plan = dataclasses.replace(plan, earn_events=options.earn_events)
+    plan = dataclasses.replace(plan, earn_replicas=max(1, options.earn_replicas))
     run = Run(plan, uuid.uuid4().hex[:8])
     if options.clean:
         databases, topics = await remove_leftovers(run)
@@ -76,6 +80,12 @@ def closing(report: Report) -> str:
     cpu = earn_details.get("cpu_cores_during_window")
     if cpu:
         parts.append("\nCPU during the earn window (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+    sessions = earn_details.get("database_sessions_during_window")
+    if sessions:
+        parts.append(
+            "points' database sessions during the earn window (average count, not idle): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sessions.items())
+        )
     idle = report.details.get("latency", {}).get("idle_cpu_cores")
     if idle:
         parts.append("CPU of partners and points idle (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in idle.items()))

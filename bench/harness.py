@@ -53,6 +53,8 @@ class Plan:
     big_history: int
     balance_reads: int
     expiry_sizes: tuple[int, ...]
+    earn_replicas: int = 1
+    """Points processes in the earn scenario's consumer group; `make up` runs one."""
 
     @classmethod
     def full(cls) -> Plan:
@@ -253,9 +255,11 @@ class Stack:
             await db.migrate(self.dsn(service), MIGRATIONS[service])
         await ensure_topics(self.run.kafka, ALL_TOPICS, self.prefix)
 
-    def process(self, service: str) -> ServiceProcess:
-        """The service's process, configured but not started (scenarios seed data first)."""
-        if service not in self.processes:
+    def process(self, service: str, replica: int = 1) -> ServiceProcess:
+        """The service's process (or its n-th replica, same database and consumer group), configured but not
+        started: scenarios seed data first."""
+        key = service if replica == 1 else f"{service}-{replica}"
+        if key not in self.processes:
             port = free_port()
             env = {
                 **os.environ,
@@ -267,13 +271,13 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
                 **self.env.get(service, {}),
             }
-            log = self.run.directory / "logs" / f"{self.scenario}-{service}.log"
-            self.processes[service] = ServiceProcess(service, port, env, log)
-        return self.processes[service]
+            log = self.run.directory / "logs" / f"{self.scenario}-{key}.log"
+            self.processes[key] = ServiceProcess(service, port, env, log)
+        return self.processes[key]
 
-    async def start(self, *services: str) -> None:
+    async def start(self, *services: str, replicas: int = 1) -> None:
         """Start the services (all of this stack's by default) and wait until each answers /ready."""
-        wanted = [self.process(s) for s in (services or self.services)]
+        wanted = [self.process(s, n) for s in (services or self.services) for n in range(1, replicas + 1)]
         for service in wanted:
             if service.process is None:
                 service.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -24,16 +25,23 @@ class Answer:
     body: bytes
 
 
+IDLE_REUSE_S = 3.0
+"""uvicorn closes a keep-alive connection idle for 5 s; one idle this long is opened anew, never raced."""
+
+
 class Connection:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._last_used = 0.0
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
     ) -> Answer:
+        if self._writer is not None and time.monotonic() - self._last_used > IDLE_REUSE_S:
+            self.close()
         if self._writer is None or self._writer.is_closing():
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None
@@ -41,13 +49,15 @@ class Connection:
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         try:
-            return await self._read_answer(self._reader)
+            answer = await self._read_answer(self._reader)
         except (asyncio.IncompleteReadError, ConnectionError) as error:
             self.close()
             raise HttpError(f"{method} {path}: connection lost ({error})") from error
         except BaseException:
             self.close()  # cancelled mid-answer: the rest of it must not be read as the next answer
             raise
+        self._last_used = time.monotonic()
+        return answer
 
     async def _read_answer(self, reader: asyncio.StreamReader) -> Answer:
         head = await reader.readuntil(b"\r\n\r\n")

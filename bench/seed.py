@@ -8,6 +8,7 @@ that the invariant checks of `make verify` would hold on them too.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -126,7 +127,13 @@ async def fund(conn: asyncpg.Connection, member_ids: list[uuid.UUID], points_eac
         await conn.execute(DEBIT, ISSUER, points_each * len(member_ids))
 
 
-async def history(conn: asyncpg.Connection, member_id: uuid.UUID, entries: int, live: int = 100) -> None:
+async def history(
+    conn: asyncpg.Connection,
+    member_id: uuid.UUID,
+    entries: int,
+    live: int = 100,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
     """A member whose account has `entries` transfers, the last `live` of them earns with live lots."""
     account = f"member:{member_id}"
     await conn.execute(ENSURE_ISSUER, ISSUER)
@@ -140,6 +147,8 @@ async def history(conn: asyncpg.Connection, member_id: uuid.UUID, entries: int, 
             HISTORY, str(member_id), account, entries, live, ISSUER, "partner:benchmall:redeemed",
             first, min(entries, first + chunk - 1),
         )  # fmt: skip
+        if on_progress:
+            on_progress(min(entries, first + chunk - 1))
     await conn.execute(LIVE_LOTS, account, live)
     alternating = entries - live
     earned, redeemed = 10 * (live + (alternating + 1) // 2), 10 * (alternating // 2)

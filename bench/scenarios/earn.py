@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,9 +74,10 @@ async def run(run: Run, report: Report) -> None:
         finally:
             await conn.close()
     details["events_per_s"] = ingestion
+    replicas = f"{plan.earn_replicas} points processes" if plan.earn_replicas > 1 else "1 points process"
     report.add(
         [
-            Result("earn: ingestion vs COPY limit", ingestion, "events/s", copy_limit),
+            Result("earn: ingestion vs COPY limit", ingestion, "events/s", copy_limit, note=replicas),
             Result("earn: ingestion vs Kafka consumer limit", ingestion, "events/s", kafka_limit),
             Result("earn: limit, plain COPY of the same rows", copy_limit, "events/s", note=f"{WRITERS} writers"),
             Result("earn: limit, plain Kafka consumer", kafka_limit, "events/s"),
@@ -260,6 +261,37 @@ class Backlog:
         return f"{self.phase}; {self.done:,}/{self.total:,} events applied ({self.per_second:,.0f}/s)"
 
 
+SESSIONS = """
+SELECT state, wait_event_type, wait_event FROM pg_stat_activity
+WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND state <> 'idle'
+"""
+
+
+async def sample_sessions(dsn: str, database: str, into: Counter[str], every: float = 0.1) -> None:
+    """What the points service's database sessions are doing, sampled: waiting for the service itself ('idle in
+    transaction'), running, or waiting on a lock, the WAL flush of a commit, or I/O."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        while True:
+            into["(samples)"] += 1
+            for row in await conn.fetch(SESSIONS, database):
+                if row["state"] != "active":
+                    into[str(row["state"])] += 1
+                elif row["wait_event_type"] is None:
+                    into["active: running"] += 1
+                else:
+                    into[f"active: waiting on {row['wait_event_type']}:{row['wait_event']}"] += 1
+            await asyncio.sleep(every)
+    finally:
+        await conn.close()
+
+
+def sessions_summary(counts: Counter[str]) -> dict[str, float]:
+    """Average number of sessions in each state over the samples."""
+    samples = counts.pop("(samples)", 0) or 1
+    return {state: round(n / samples, 2) for state, n in counts.most_common()}
+
+
 async def ingest(
     run: Run, stack: Stack, conn: asyncpg.Connection, totals: dict[str, int], details: dict[str, Any]
 ) -> float:
@@ -285,7 +317,7 @@ async def ingest(
     ran_out: list[str] = []
     try:
         async with PROGRESS.phase("earn: ingestion", backlog.status):
-            await stack.start("points")
+            await stack.start("points", replicas=plan.earn_replicas)
             backlog.phase = "waiting for the consumer group to join"
             while backlog.done == 0:
                 await asyncio.sleep(0.05)
@@ -294,11 +326,18 @@ async def ingest(
             backlog.phase = f"measuring {plan.earn_window_s:.0f} s"
             begin, begin_done = datetime.now(UTC), backlog.done
             window_end = time.monotonic() + plan.earn_window_s
-            components = {**infrastructure_pids(), "points": [points.pid]}
-            with measuring_cpu(components, cpu):
-                while time.monotonic() < window_end and not ran_out:
-                    await asyncio.sleep(0.1)
-                    ran_out = backlog.ran_out()
+            components = {**infrastructure_pids(), "points": [p.pid for p in stack.processes.values()]}
+            sessions: Counter[str] = Counter()
+            sampler = asyncio.create_task(sample_sessions(run.dsn("postgres"), stack.database("points"), sessions))
+            try:
+                with measuring_cpu(components, cpu):
+                    while time.monotonic() < window_end and not ran_out:
+                        await asyncio.sleep(0.1)
+                        ran_out = backlog.ran_out()
+            finally:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
             end, end_done = datetime.now(UTC), backlog.done
             waiting = await conn.fetchval("SELECT count(*) FROM outbox")
             counted = await conn.fetchval(
@@ -320,6 +359,7 @@ async def ingest(
     details.update(
         window_s=round(seconds, 1), inbox_rows_in_window=counted, offsets_committed_in_window=end_done - begin_done,
         outbox_rows_waiting_at_window_end=waiting, cpu_cores_during_window=cpu,
+        database_sessions_during_window=sessions_summary(sessions),
         starved=ran_out,
     )  # fmt: skip
     if ran_out:

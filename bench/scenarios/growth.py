@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -41,8 +42,9 @@ async def run(run: Run, report: Report) -> None:
             members = await seed.members(conn, 2)
             histories = {members.ids[0]: plan.small_history, members.ids[1]: plan.big_history}
             for member, entries in histories.items():
-                async with PROGRESS.phase(f"growth: writing a history of {entries:,} transfers", "INSERT ... SELECT"):
-                    await seed.history(conn, member, entries)
+                written = Written(entries)
+                async with PROGRESS.phase(f"growth: writing a history of {entries:,} transfers", written.status):
+                    await seed.history(conn, member, entries, on_progress=written.set)
             await conn.execute("ANALYZE transfers; ANALYZE lots; ANALYZE accounts")
             for member, entries in histories.items():
                 path = f"/v1/members/{member}/balance"
@@ -71,6 +73,18 @@ async def run(run: Run, report: Report) -> None:
             if pool is not None:
                 pool.close()
             await conn.close()
+
+
+@dataclass
+class Written:
+    total: int
+    done: int = 0
+
+    def set(self, done: int) -> None:
+        self.done = done
+
+    def status(self) -> str:
+        return f"{self.done:,}/{self.total:,} transfers (INSERT ... SELECT, a million at a time)"
 
 
 async def reads(pool: Pool, member: uuid.UUID, path: str, count: int, label: str) -> list[float]:
