@@ -55,7 +55,9 @@ class LedgerEventWriter:
                 "payload": {**movement, "debit_account": t.debit_account, "credit_account": t.credit_account,
                             "issuer_account": t.memo.get("issuer")},
             }  # fmt: skip
-            messages.append(OutboxMessage(self.transfers_topic, settlement_key(t), orjson.dumps(posted, default=str), headers))
+            messages.append(
+                OutboxMessage(self.transfers_topic, settlement_key(t), orjson.dumps(posted, default=str), headers)
+            )
             if t.credit_account.startswith("member:"):
                 member = member_of(t.credit_account)
                 credited = {
