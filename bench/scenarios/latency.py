@@ -4,8 +4,9 @@ An open-loop generator sends requests on a fixed schedule (request k at t0 + k/r
 earlier ones were answered), each for a different linked member. A poller reads the accounts of
 every member still waiting, in one SQL statement every POLL_S seconds, from the bench points
 database (the row the balance endpoint reads); a request's latency is the start of the first poll
-that sees its points, minus its scheduled send time. Measured at 1,000 requests/s and at 80% of the
-earn ingestion maximum measured in the same run.
+that sees its points, minus its scheduled send time. Measured at 100 and 1,000 single purchases per
+second, at 1,000 purchases/s sent as batches of BATCH (how partners' systems post a steady stream),
+and at 80% of the earn ingestion maximum measured in the same run, also in batches.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ STEADY_RATE = 1_000.0
 LIGHT_RATE = 100.0
 """DESIGN.md's average load of a 30-million-member coalition: the pipeline's latency when nothing queues."""
 SHARE_OF_MAX = 0.8
+BATCH = 10
 AMOUNT_MINOR = 12_300
 POINTS = AMOUNT_MINOR // 100
 DRAIN_TIMEOUT_S = 30.0
@@ -48,6 +50,8 @@ class Phase:
     rate: float
     warmup_s: float
     window_s: float
+    batch: int = 1
+    """Purchases per request: 1 posts to /purchases, more to /purchases/batch."""
     sent: int = 0
     accepted: int = 0
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -109,15 +113,17 @@ class Ledger:
 async def run(run: Run, report: Report) -> None:
     plan = run.plan
     earn_max = report.details.get("earn", {}).get("events_per_s") or _earlier_earn_max()
-    rates: list[tuple[float, bool]] = [(LIGHT_RATE, False), (STEADY_RATE, False)]
+    # (purchases per second, is it the share of the earn maximum, purchases per request)
+    rates: list[tuple[float, bool, int]] = [(LIGHT_RATE, False, 1), (STEADY_RATE, False, 1)]
+    rates.append((STEADY_RATE, False, BATCH))
     if earn_max:
-        rates.append((round(SHARE_OF_MAX * earn_max), True))
+        rates.append((round(SHARE_OF_MAX * earn_max), True, BATCH))
     details: dict[str, Any] = report.details.setdefault(NAME, {"poll_interval_ms": POLL_S * 1000})
     if not earn_max:
         report.notes.append("latency at 80% of the earn maximum skipped: no earn figure in this run or the last")
     # Every request for a member no earlier request of the run used, so that a late purchase of an earlier
     # phase can never make a later one look visible early.
-    needed = int(sum(r for r, _ in rates) * (plan.latency_warmup_s + plan.latency_window_s) * 1.05)
+    needed = int(sum(r for r, _, _ in rates) * (plan.latency_warmup_s + plan.latency_window_s) * 1.05)
     count = max(plan.members, needed)
     async with Stack(run, NAME, services=("partners", "points")) as stack:
         conn = await asyncpg.connect(stack.dsn("points"))
@@ -136,15 +142,15 @@ async def run(run: Run, report: Report) -> None:
                 partner = await register_partner(pool, members.partner_id)
                 ledger = Ledger()
                 next_member = 0
-                for target, of_max in rates:
-                    phase = Phase(target, plan.latency_warmup_s, plan.latency_window_s)
+                for target, of_max, batch in rates:
+                    phase = Phase(target, plan.latency_warmup_s, plan.latency_window_s, batch)
                     components = {**infrastructure_pids(), **{s: [p.pid] for s, p in stack.processes.items()}}
                     with measuring_cpu(components, phase.cpu):
                         await drive(pool, partner, members, phase, ledger, conn, next_member)
-                    next_member += phase.sent
+                    next_member += phase.sent * phase.batch
                     await settle(conn)
                     report.add(_rows(phase, of_max))
-                    details[f"{target:.0f}/s"] = {
+                    details[_label(phase, of_max)] = {
                         "sent": phase.sent, "accepted": phase.accepted, "errors": dict(phase.errors),
                         "not_visible_within_timeout": phase.lost, "not_answered_within_timeout": phase.unanswered,
                         "cpu_cores": phase.cpu,
@@ -156,17 +162,20 @@ async def run(run: Run, report: Report) -> None:
             await conn.close()
 
 
+def _label(phase: Phase, of_max: bool) -> str:
+    label = f"latency @ {phase.rate:,.0f}/s"
+    if of_max:
+        label = f"latency @ {SHARE_OF_MAX:.0%} of earn max ({phase.rate:,.0f}/s)"
+    return label if phase.batch == 1 else f"{label} in batches of {phase.batch}"
+
+
 def _rows(phase: Phase, of_max: bool) -> list[Result]:
-    label = (
-        f"latency @ {SHARE_OF_MAX:.0%} of earn max ({phase.rate:,.0f}/s)"
-        if of_max
-        else f"latency @ {phase.rate:,.0f}/s"
-    )
+    label = _label(phase, of_max)
     # Accepted requests over the time from the first send to the last answer: below the target rate when
     # the service could not keep up.
     achieved = rate(phase.accepted, max(phase.last_answer - phase.started, phase.warmup_s + phase.window_s))
     stats = summary(phase.visible_ms)
-    note = f"{achieved:,.0f}/s accepted"
+    note = f"{achieved:,.0f} purchases/s accepted"
     if phase.unanswered:
         note += f"; {phase.unanswered} not answered within {DRAIN_TIMEOUT_S:.0f} s after the last was due"
     if phase.lost:
@@ -189,44 +198,49 @@ async def drive(
     """Send on schedule for warm-up plus window, then wait until every accepted purchase is visible."""
     stop = asyncio.Event()
     poller = asyncio.create_task(ledger.poll(conn, phase, stop))
-    total = int(phase.rate * (phase.warmup_s + phase.window_s))
+    total = int(phase.rate * (phase.warmup_s + phase.window_s)) // phase.batch
     in_flight: dict[asyncio.Task[None], float] = {}
     started = phase.started = time.perf_counter()
     measured_from = started + phase.warmup_s
 
+    path = partner.purchases_path if phase.batch == 1 else partner.purchases_path + "/batch"
+
     async def send(k: int, due: float) -> None:
-        index = (first_member + k) % len(members.ids)
-        body = orjson.dumps(purchase(f"lat-{phase.rate:.0f}-{first_member + k}", members.customer_ref(index),
-                                     AMOUNT_MINOR))  # fmt: skip
+        firsts = [first_member + k * phase.batch + i for i in range(phase.batch)]
+        indexes = [n % len(members.ids) for n in firsts]
+        items = [
+            purchase(f"lat-{phase.rate:.0f}-{phase.batch}-{n}", members.customer_ref(index), AMOUNT_MINOR)
+            for n, index in zip(firsts, indexes, strict=True)
+        ]
+        body = orjson.dumps(items[0] if phase.batch == 1 else {"purchases": items})
         try:
-            answer = await pool.request(
-                "POST", partner.purchases_path, body, partner.signed(partner.purchases_path, body)
-            )
+            answer = await pool.request("POST", path, body, partner.signed(path, body))
         except (HttpError, OSError) as error:
             phase.errors[type(error).__name__] += 1
             return
         if answer.status != 202:
             phase.errors[str(answer.status)] += 1
             return
-        phase.accepted += 1
+        phase.accepted += phase.batch
         phase.last_answer = time.perf_counter()
         if due >= measured_from:
             phase.request_ms.append((time.perf_counter() - due) * 1000)
-        ledger.expect(members.account(index), due, due >= measured_from)
+        for index in indexes:
+            ledger.expect(members.account(index), due, due >= measured_from)
 
     def status() -> str:
         elapsed = time.perf_counter() - started
         stage = "warming up" if elapsed < phase.warmup_s else "measuring"
         p99 = summary(phase.visible_ms)["p99"] if phase.visible_ms else float("nan")
         return (
-            f"{stage} at {phase.rate:,.0f}/s; sent {phase.sent:,}/{total:,}, in flight {len(in_flight)}, "
+            f"{stage} at {phase.rate:,.0f}/s; requests sent {phase.sent:,}/{total:,}, in flight {len(in_flight)}, "
             f"waiting {sum(len(q) for q in ledger.waiting.values())}, p99 so far {p99:.1f} ms"
         )
 
     try:
-        async with PROGRESS.phase(f"latency @ {phase.rate:,.0f}/s", status):
+        async with PROGRESS.phase(_label(phase, False), status):
             for k in range(total):
-                due = started + k / phase.rate
+                due = started + k * phase.batch / phase.rate
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)

@@ -47,7 +47,7 @@ def build(
         description="Partner registry, earn contracts, purchase and refund intake, offers and settlement.",
         tracer_provider=tracer_provider,
     )
-    partner_events = shell.broker.publisher(
+    shell.broker.publisher(  # declared for the AsyncAPI document; intake sends with its own producer
         shell.topic(PARTNER_PURCHASES.name),
         title="partner purchases and refunds",
         description=PARTNER_PURCHASES.description,
@@ -66,7 +66,14 @@ def build(
     tokens = TokenAuthority(settings.jwt_secret)
 
     shell.app.include_router(registry.router(cached, authenticator, tokens, settings.partner_key_secret, clock))
-    shell.app.include_router(intake.router(KafkaEventPublisher(partner_events), cached, authenticator, clock))
+    partner_events = KafkaEventPublisher(
+        settings.kafka_bootstrap_servers,
+        shell.topic(PARTNER_PURCHASES.name),
+        client_id=shell.name,
+        tracer_provider=shell.provider,
+    )
+    shell.add_background("intake producer", partner_events.run)
+    shell.app.include_router(intake.router(partner_events, cached, authenticator, clock))
     offer_store, offer_writer = OfferStore(lambda: shell.pool), OfferEvents(settings.kafka_topic_prefix)
     shell.app.include_router(offers.router(offer_store, offer_writer, authenticator, tokens, clock))
     settlement = SettlementStore(lambda: shell.pool)
