@@ -12,12 +12,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from fastapi import FastAPI
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -41,9 +43,41 @@ def build_tracer_provider(service: str, exporter: SpanExporter | None = None) ->
 
 
 def instrument_http(app: FastAPI, provider: trace.TracerProvider) -> None:
+    """Server spans for every request when spans are exported; otherwise only the caller's trace context.
+
+    The full instrumentation costs about a sixth of a partner request's CPU (attributes, route
+    matching, metrics); with nothing to export, the incoming `traceparent` is still carried on into
+    the Kafka messages the request publishes.
+    """
+    if not isinstance(provider, TracerProvider):
+        app.add_middleware(TraceContextMiddleware)
+        return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="health,ready")
+
+
+class TraceContextMiddleware:
+    """Pure ASGI: makes an incoming W3C `traceparent` the current context for the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            carrier = {
+                name.decode("latin-1"): value.decode("latin-1")
+                for name, value in scope["headers"]
+                if name in (b"traceparent", b"tracestate")
+            }
+            if carrier:
+                token = otel_context.attach(_PROPAGATOR.extract(carrier))
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    otel_context.detach(token)
+                return
+        await self.app(scope, receive, send)
 
 
 def instrument_database(provider: trace.TracerProvider) -> None:

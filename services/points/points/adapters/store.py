@@ -7,7 +7,7 @@ locked in sorted order, and the whole batch is one transaction (DESIGN.md, Perfo
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,8 +50,19 @@ ON CONFLICT (account_id) DO NOTHING
 """
 
 LOCK_ACCOUNTS = """
+WITH locked AS (
+    SELECT account_id, kind, debits_posted, credits_posted, debits_pending, credits_pending
+    FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
+)
+SELECT * FROM locked
+UNION ALL
 SELECT account_id, kind, debits_posted, credits_posted, debits_pending, credits_pending
-FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
+FROM accounts WHERE account_id = ANY($2::text[])
+"""
+"""Accounts whose balance decides something are locked, in id order; shared ones are only read."""
+
+LOCK_SHARED_ACCOUNTS = """
+SELECT account_id FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR NO KEY UPDATE
 """
 
 LIVE_LOTS = """
@@ -231,6 +242,7 @@ class Transaction:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._shared_deltas: dict[str, tuple[int, int, int, int]] = {}
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record the ids in the inbox; returns those seen for the first time."""
@@ -265,8 +277,16 @@ class Transaction:
         await self.conn.execute(ENSURE_ACCOUNTS, ids, [k.value for k in kinds], members)
 
     async def lock_accounts(self, account_ids: Iterable[str]) -> list[Account]:
-        """Lock the accounts that exist, in account id order so that concurrent batches never deadlock."""
-        rows = await self.conn.fetch(LOCK_ACCOUNTS, sorted(set(account_ids)))
+        """Lock the accounts that exist, in account id order so that concurrent batches never deadlock.
+
+        Shared accounts (no decision reads their balance) are only read here: their changes are applied
+        as the transaction's last statement (`apply_shared_deltas`), so concurrent batches of several
+        consumers queue on them for the moment of a commit instead of for a whole batch.
+        """
+        ids = sorted(set(account_ids))
+        decisive = [a for a in ids if kind_of(a).balance_decides]
+        shared = [a for a in ids if not kind_of(a).balance_decides]
+        rows = await self.conn.fetch(LOCK_ACCOUNTS, decisive, shared)
         return [
             Account(r["account_id"], AccountKind(r["kind"]), r["debits_posted"], r["credits_posted"],
                     r["debits_pending"], r["credits_pending"])
@@ -288,9 +308,27 @@ class Transaction:
         transfers = changes.transfers
         if transfers:
             await self._write_transfers(changes, posted_at)
-        ids = sorted(changes.deltas)
+        ids = []
+        for account_id in sorted(changes.deltas):
+            if kind_of(account_id).balance_decides:
+                ids.append(account_id)
+            else:
+                d, c, dp, cp = self._shared_deltas.get(account_id, (0, 0, 0, 0))
+                d2, c2, dp2, cp2 = changes.deltas[account_id]
+                self._shared_deltas[account_id] = (d + d2, c + c2, dp + dp2, cp + cp2)
+        await self._apply_deltas(ids, changes.deltas)
+
+    async def apply_shared_deltas(self) -> None:
+        """The last statement of a transaction: lock the shared accounts in id order and add their changes."""
+        ids = sorted(self._shared_deltas)
         if ids:
-            columns = list(zip(*(changes.deltas[a] for a in ids), strict=True))
+            await self.conn.execute(LOCK_SHARED_ACCOUNTS, ids)
+            await self._apply_deltas(ids, self._shared_deltas)
+            self._shared_deltas = {}
+
+    async def _apply_deltas(self, ids: list[str], deltas: Mapping[str, tuple[int, int, int, int]]) -> None:
+        if ids:
+            columns = list(zip(*(deltas[a] for a in ids), strict=True))
             await self.conn.execute(APPLY_DELTAS, ids, *(list(c) for c in columns))
 
     async def _write_transfers(self, changes: Changes, posted_at: datetime) -> None:
@@ -488,7 +526,9 @@ class PointsStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._pool.acquire() as conn, conn.transaction():
-            yield Transaction(conn)
+            tx = Transaction(conn)
+            yield tx
+            await tx.apply_shared_deltas()
 
     async def balance(self, member_id: uuid.UUID, expiring_within: timedelta) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await self._pool.fetchrow(

@@ -44,6 +44,15 @@ class AccountKind(StrEnum):
     def must_not_overdraw(self) -> bool:
         return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.ACTIVITY_BUDGET)
 
+    @property
+    def balance_decides(self) -> bool:
+        """Whether a decision reads this account's balance: overdraft checks, and a receivable's debt.
+
+        The other accounts (issuers, breakage, redeemed, programme) take whatever the ledger books, so a
+        batch need not hold them while it works: they are shared by every batch (DESIGN.md, hot accounts).
+        """
+        return self.must_not_overdraw or self is AccountKind.RECEIVABLE
+
 
 BREAKAGE = "breakage"
 CARD_ISSUED = "card:issued"
