@@ -12,10 +12,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ class OutboxRelay:
         self._client_id = client_id
         self._batch_size = batch_size
         self._idle_wait = idle_wait
+        self._partitioners: dict[str, KeyPartitioner] = {}
 
     async def run(self) -> None:
         """Run until cancelled: wait for leadership, then relay as soon as a commit notifies it."""
@@ -116,16 +120,49 @@ class OutboxRelay:
         rows = await conn.fetch(_NEXT, self._batch_size)
         if not rows:
             return 0
-        # Enqueue in commit order (the producer keeps that order per partition), then wait for every ack.
-        acks = [
-            await producer.send(
-                r["topic"],
-                r["payload"],
-                key=r["key"].encode(),
-                headers=[(k, v.encode()) for k, v in orjson.loads(r["headers"]).items()],
-            )
-            for r in rows
-        ]
+        # One record batch per partition, filled in commit order (the producer sends one request per
+        # partition at a time, so the order holds), then wait for every ack: no per-message future.
+        partitioners = {t: await self._partitioner(producer, t) for t in {r["topic"] for r in rows}}
+        open_batches: dict[tuple[str, int], BatchBuilder] = {}
+        acks: list[asyncio.Future[Any]] = []
+        for r in rows:
+            topic, key = r["topic"], r["key"].encode()
+            partition = partitioners[topic].partition(key)
+            headers = [(k, v.encode()) for k, v in orjson.loads(r["headers"]).items()]
+            batch = open_batches.get((topic, partition))
+            while batch is None or batch.append(timestamp=None, key=key, value=r["payload"], headers=headers) is None:
+                if batch is not None:  # full: send it, continue in a new one
+                    acks.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+        for (topic, partition), batch in open_batches.items():
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*acks)
         await conn.execute(_DONE, [r["id"] for r in rows])
         return len(rows)
+
+    async def _partitioner(self, producer: AIOKafkaProducer, topic: str) -> KeyPartitioner:
+        count = len(await producer.partitions_for(topic))
+        known = self._partitioners.get(topic)
+        if known is None or known.count != count:
+            known = self._partitioners[topic] = KeyPartitioner(count)
+        return known
+
+
+class KeyPartitioner:
+    """The partition Kafka's default partitioner picks for a key (murmur2, as the Java client does).
+
+    aiokafka computes murmur2 in pure Python; keys repeat (a member, a partner), so results are kept.
+    """
+
+    def __init__(self, count: int, *, remember: int = 100_000) -> None:
+        self.count = count
+        self._remember = remember
+        self._known: dict[bytes, int] = {}
+
+    def partition(self, key: bytes) -> int:
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= self._remember:
+                self._known.clear()
+            found = self._known[key] = (murmur2(key) & 0x7FFFFFFF) % self.count
+        return found
