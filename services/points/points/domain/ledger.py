@@ -14,6 +14,7 @@ and the changes it made, which an adapter then writes in a few batched statement
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ def receivable_account(member_id: uuid.UUID) -> str:
     return f"receivable:{member_id}"
 
 
+@functools.lru_cache(maxsize=1 << 17)  # asked for every account of every batch, several times
 def kind_of(account_id: str) -> AccountKind:
     if account_id == BREAKAGE:
         return AccountKind.BREAKAGE
