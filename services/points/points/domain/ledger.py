@@ -61,10 +61,12 @@ PROGRAMME = "programme"
 """Funds reward activities' budgets: its balance is what the programme has committed to bonuses."""
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a member's accounts are named many times per batch
 def member_account(member_id: uuid.UUID) -> str:
     return f"member:{member_id}"
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a member's accounts are named many times per batch
 def member_of(account_id: str) -> uuid.UUID:
     """The member whose account (member or receivable) this is."""
     prefix, _, rest = account_id.partition(":")
@@ -86,6 +88,7 @@ def partner_redeemed_account(partner_id: str) -> str:
     return f"partner:{partner_id}:redeemed"
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a member's accounts are named many times per batch
 def receivable_account(member_id: uuid.UUID) -> str:
     """What a member owes after a refund reversed points it had already spent (a clawback)."""
     return f"receivable:{member_id}"
