@@ -20,6 +20,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from loyalty_runtime.kafka import reliable_producer
+
 log = logging.getLogger(__name__)
 
 _ENQUEUE = """
@@ -82,14 +84,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Run until cancelled: wait for leadership, then relay as soon as a commit notifies it."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            client_id=f"{self._client_id}-outbox",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=256 * 1024,
-        )
+        producer = reliable_producer(self._bootstrap, f"{self._client_id}-outbox", linger_ms=2)
         await producer.start()
         try:
             async with self._pool().acquire() as conn:

@@ -16,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from contracts.envelope import Event
+from loyalty_runtime.kafka import reliable_producer
 from loyalty_runtime.telemetry import inject_context
 from partners.handlers.intake import EventsUnavailableError
 
@@ -40,14 +41,7 @@ class KafkaEventPublisher:
 
     async def run(self) -> None:
         """Own the producer for as long as the service runs (a background task of the service)."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            client_id=f"{self._client_id}-intake",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=1,
-            max_batch_size=256 * 1024,
-        )
+        producer = reliable_producer(self._bootstrap, f"{self._client_id}-intake", linger_ms=1)
         await producer.start()
         self._producer = producer
         self._started.set()
