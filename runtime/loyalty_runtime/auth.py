@@ -101,6 +101,17 @@ def require_ops(principal: Principal) -> Principal:
     return principal
 
 
+def ops_dependency(authenticate: Callable[..., Principal]) -> Callable[..., Principal]:
+    """A FastAPI dependency on top of `authenticate` that answers 403 unless the caller is ops."""
+
+    # A default rather than `Annotated`: this module's annotations are strings, and FastAPI could not
+    # resolve the local `authenticate` in one.
+    def ops(caller: Principal = Depends(authenticate)) -> Principal:  # noqa: B008
+        return require_ops(caller)
+
+    return ops
+
+
 def require_member_access(principal: Principal, member_id: uuid.UUID) -> None:
     if not principal.may_act_for(member_id):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a member may only act on its own points")

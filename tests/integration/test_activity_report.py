@@ -17,8 +17,7 @@ from points.adapters.segments import SegmentStore
 from points.api.reports import CSV_COLUMNS
 from points.handlers.reports import activity_report
 from tests.support.ledger import OPS, member_headers
-from tests.support.segments import Seed
-from tests.support.services import http, points_service, running
+from tests.support.segments import Seed, points_with_seed
 
 pytestmark = pytest.mark.integration
 Database = Callable[[str], Awaitable[str]]
@@ -100,13 +99,8 @@ USD = {
 
 @pytest.fixture
 async def service(infra, topic_prefix, database: Database) -> AsyncIterator[tuple[Any, Seed]]:
-    dsn = await database("points")
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with running(points_service(infra.kafka, dsn, topic_prefix)) as shell, http(shell) as client:
-            yield client, Seed(conn)
-    finally:
-        await conn.close()
+    async with points_with_seed(infra.kafka, await database("points"), topic_prefix) as ready:
+        yield ready
 
 
 async def test_the_report_gives_reach_response_budget_and_incremental_spend_against_the_holdout(service):

@@ -15,8 +15,7 @@ import pytest
 from points.adapters.segments import SegmentStore, freeze_targets
 from points.domain.segments import segment_rules_from_json
 from tests.support.ledger import OPS, member_headers
-from tests.support.segments import Seed
-from tests.support.services import http, points_service, running
+from tests.support.segments import Seed, points_with_seed
 
 pytestmark = pytest.mark.integration
 Database = Callable[[str], Awaitable[str]]
@@ -338,13 +337,8 @@ async def test_freezing_twice_for_one_activity_fails_loudly(points):
 
 @pytest.fixture
 async def api(infra, topic_prefix, database: Database) -> AsyncIterator[tuple[Any, Seed]]:
-    dsn = await database("points")
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with running(points_service(infra.kafka, dsn, topic_prefix)) as shell, http(shell) as client:
-            yield client, Seed(conn)
-    finally:
-        await conn.close()
+    async with points_with_seed(infra.kafka, await database("points"), topic_prefix) as ready:
+        yield ready
 
 
 FREQUENT = {"all": [spend(90, 1_000), {"kind": "partners_used", "window_days": 90, "min": 1}]}

@@ -24,8 +24,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-import partners.app
-import partners.settings
 from contracts.events.ledger import TransferPayload, TransferPosted
 from contracts.signing import signed_headers
 from contracts.topics import LEDGER_TRANSFERS
@@ -38,7 +36,7 @@ from tests.support.partner_client import (
     refund_item,
     register_partner,
 )
-from tests.support.services import http, points_service, running
+from tests.support.services import http, partners_service, points_service, running
 from tests.support.waiting import eventually
 from tools.reconcile import ledger_figures, reconcile
 
@@ -253,16 +251,11 @@ async def run_reconcile_cli(points_dsn: str, partners_dsn: str) -> tuple[int, st
 
 async def test_statements_for_several_partners_over_two_months_reconcile_with_the_ledger(infra, topic_prefix, database):
     partners_dsn, points_dsn = await database("partners"), await database("points")
-    settings = partners.settings.Settings(
-        environment="test",
-        database_url=partners_dsn,
-        kafka_bootstrap_servers=infra.kafka,
-        kafka_topic_prefix=topic_prefix,
-        consumer_group=f"partners-{uuid.uuid4().hex[:8]}",
-    )
+    service = partners_service(infra.kafka, partners_dsn, topic_prefix)
+    settings = service.settings
     topic = LEDGER_TRANSFERS.qualified(topic_prefix)
     ops = bearer(ops_token(settings.jwt_secret))
-    async with running(partners.app.build(settings)) as shell, http(shell) as api:
+    async with running(service) as shell, http(shell) as api:
         token = ops_token(settings.jwt_secret)
         skymall = await register_partner(api, token, "skymall", breakage_rebate_share="0.25")
         skyair = await register_partner(
@@ -427,18 +420,13 @@ async def test_statements_for_several_partners_over_two_months_reconcile_with_th
 async def test_transfers_the_points_service_posts_reach_the_statements_exactly(infra, topic_prefix, database):
     """End to end: signed purchases and a refund, the real ledger, its TransferPosted events, a statement."""
     partners_dsn, points_dsn = await database("partners"), await database("points")
-    settings = partners.settings.Settings(
-        environment="test",
-        database_url=partners_dsn,
-        kafka_bootstrap_servers=infra.kafka,
-        kafka_topic_prefix=topic_prefix,
-        consumer_group=f"partners-{uuid.uuid4().hex[:8]}",
-    )
+    service = partners_service(infra.kafka, partners_dsn, topic_prefix)
+    settings = service.settings
     now = datetime.now(UTC)
     window = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
     async with (
         running(points_service(infra.kafka, points_dsn, topic_prefix)),
-        running(partners.app.build(settings)) as shell,
+        running(service) as shell,
         http(shell) as api,
     ):
         skymall = await register_partner(api, ops_token(settings.jwt_secret), "skymall", valid_from="2026-01-01")

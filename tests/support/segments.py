@@ -6,12 +6,16 @@ For segment and report tests that need exact dates and amounts; nothing here goe
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
 from points.domain.activities import budget_account
+from tests.support.services import http, points_service, running
 
 
 class Seed:
@@ -146,3 +150,14 @@ class Seed:
             funded,
             spent,
         )
+
+
+@asynccontextmanager
+async def points_with_seed(kafka: str, dsn: str, prefix: str) -> AsyncIterator[tuple[Any, Seed]]:
+    """The points service in-process, with an HTTP client and a `Seed` writing into its database."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with running(points_service(kafka, dsn, prefix)) as shell, http(shell) as client:
+            yield client, Seed(conn)
+    finally:
+        await conn.close()

@@ -33,10 +33,14 @@ def points_service(
 
 
 def partners_service(
-    kafka: str, dsn: str, prefix: str, *, provider: trace.TracerProvider | None = None
+    kafka: str, dsn: str, prefix: str, *, provider: trace.TracerProvider | None = None, group: str | None = None
 ) -> ServiceShell:
     settings = partners.settings.Settings(
-        environment="test", database_url=dsn, kafka_bootstrap_servers=kafka, kafka_topic_prefix=prefix
+        environment="test",
+        database_url=dsn,
+        kafka_bootstrap_servers=kafka,
+        kafka_topic_prefix=prefix,
+        consumer_group=group or f"partners-{uuid.uuid4().hex[:8]}",
     )
     return partners.app.build(settings, tracer_provider=provider)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.ids import Category, PartnerId
 from contracts.money import Currency
-from loyalty_runtime.auth import Principal, TokenAuthority, principal_dependency, require_ops
+from loyalty_runtime.auth import Principal, TokenAuthority, ops_dependency, principal_dependency
 from partners.api.signed import ops_or_signed_partner
 from partners.domain.credentials import KEY_ID_PATTERN, ApiKey
 from partners.domain.earn import EarnContract
@@ -108,10 +108,7 @@ def router(
     api = APIRouter(prefix="/v1/partners", tags=["registry"])
     current_principal = principal_dependency(lambda: tokens)
 
-    def ops(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        return require_ops(principal)
-
-    Ops = Annotated[Principal, Depends(ops)]
+    Ops = Annotated[Principal, Depends(ops_dependency(current_principal))]
     OpsOrPartner = Annotated[str, Depends(ops_or_signed_partner(authenticator, current_principal))]
     PartnerPath = Annotated[PartnerId, Path()]
     refused: Mapping[int | str, dict[str, str]] = {

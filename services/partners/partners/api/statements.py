@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.ids import PartnerId
-from loyalty_runtime.auth import Principal, TokenAuthority, principal_dependency, require_ops
+from loyalty_runtime.auth import Principal, TokenAuthority, ops_dependency, principal_dependency
 from partners.api.signed import ops_or_signed_partner
 from partners.domain.settlement import (
     GIFTS_NOTE,
@@ -253,9 +253,6 @@ def router(
     api = APIRouter(tags=["settlement"])
     current_principal = principal_dependency(lambda: tokens)
 
-    def ops(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        return require_ops(principal)
-
     def period_of(
         period: Annotated[
             str | None, Query(pattern=MONTH_PATTERN, description="A calendar month (UTC), e.g. 2026-10.")
@@ -265,7 +262,7 @@ def router(
     ) -> Period:
         return requested_period(period, start, end)
 
-    Ops = Annotated[Principal, Depends(ops)]
+    Ops = Annotated[Principal, Depends(ops_dependency(current_principal))]
     OpsOrPartner = Annotated[str, Depends(ops_or_signed_partner(authenticator, current_principal))]
     Requested = Annotated[Period, Depends(period_of)]
     refused: Mapping[int | str, dict[str, str]] = {

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field
 
-from loyalty_runtime.auth import Principal, require_ops
+from loyalty_runtime.auth import Principal, ops_dependency
 from points.adapters.segments import SegmentStore
 from points.domain.reports import ActivityReport, CurrencySpend
 from points.handlers.activities import ActivityNotFoundError
@@ -161,10 +161,7 @@ def router(store: Callable[[], SegmentStore], authenticate: Callable[..., Princi
     api = APIRouter(prefix="/v1/ops/activities", tags=["activity reports"])
     Store = Annotated[SegmentStore, Depends(store)]
 
-    def ops(caller: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        return require_ops(caller)
-
-    Ops = Annotated[Principal, Depends(ops)]
+    Ops = Annotated[Principal, Depends(ops_dependency(authenticate))]
     refused: Mapping[int | str, dict[str, str]] = {
         401: {"description": "No valid bearer token."},
         403: {"description": "The token is not an ops token."},

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from loyalty_runtime.auth import Principal, require_ops
+from loyalty_runtime.auth import Principal, ops_dependency
 from points.adapters.segments import SegmentStore
 from points.domain import segments as rules_doc
 from points.domain.segments import InvalidSegmentRulesError, SegmentRules
@@ -79,10 +79,7 @@ def router(store: Callable[[], SegmentStore], authenticate: Callable[..., Princi
     api = APIRouter(prefix="/v1/ops/segments", tags=["segments"])
     Store = Annotated[SegmentStore, Depends(store)]
 
-    def ops(caller: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        return require_ops(caller)
-
-    Ops = Annotated[Principal, Depends(ops)]
+    Ops = Annotated[Principal, Depends(ops_dependency(authenticate))]
     refused: Mapping[int | str, dict[str, str]] = {
         401: {"description": "No valid bearer token."},
         403: {"description": "The token is not an ops token."},
