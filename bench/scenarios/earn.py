@@ -35,7 +35,7 @@ from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES
 
 NAME = "earn"
 BATCH = 500
-"""Events per transaction, as the points consumers take them (loyalty_runtime.kafka.BATCH_MAX_RECORDS)."""
+"""Events per transaction, as the points consumers take them (loyalty_runtime.consumer.BATCH_MAX_RECORDS)."""
 WRITERS = 2
 COPIED = ("inbox", "earnings", "transfers", "lots", "outbox", "accounts")
 # Sizes of the real outbox messages (TransferPosted, PointsCredited) so the COPY writes as many bytes.

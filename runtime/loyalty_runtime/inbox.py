@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import asyncpg
+
+T = TypeVar("T")
 
 _CLAIM = """
 INSERT INTO inbox (event_id, topic)
@@ -19,3 +22,16 @@ async def claim(conn: asyncpg.Connection, topic: str, event_ids: Sequence[uuid.U
     """Record the ids; returns those seen for the first time (the others were applied before)."""
     rows = await conn.fetch(_CLAIM, list(event_ids), topic)
     return {row["event_id"] for row in rows}
+
+
+def first_copies(items: Iterable[T], fresh: set[uuid.UUID], event_id: Callable[[T], uuid.UUID]) -> list[T]:
+    """The items whose event was claimed just now, in order, each event once: a batch may carry one event twice
+    (a retried publish), and both copies pass the claim."""
+    kept: list[T] = []
+    seen: set[uuid.UUID] = set()
+    for item in items:
+        key = event_id(item)
+        if key in fresh and key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept

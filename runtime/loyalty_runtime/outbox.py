@@ -39,7 +39,8 @@ class OutboxMessage:
     """A message to publish once the transaction that wrote it commits."""
 
     topic: str
-    key: str
+    key: str | None
+    """The partition key; None only for dead letters and replays of records that had none."""
     payload: bytes
     headers: dict[str, str]
 
@@ -121,7 +122,7 @@ class OutboxRelay:
         open_batches: dict[tuple[str, int], BatchBuilder] = {}
         acks: list[asyncio.Future[Any]] = []
         for r in rows:
-            topic, key = r["topic"], r["key"].encode()
+            topic, key = r["topic"], r["key"].encode() if r["key"] is not None else None
             partition = partitioners[topic].partition(key)
             headers = [(k, v.encode()) for k, v in orjson.loads(r["headers"]).items()]
             batch = open_batches.get((topic, partition))
@@ -153,8 +154,12 @@ class KeyPartitioner:
         self.count = count
         self._remember = remember
         self._known: dict[bytes, int] = {}
+        self._next_unkeyed = 0
 
-    def partition(self, key: bytes) -> int:
+    def partition(self, key: bytes | None) -> int:
+        if key is None:  # no key, no order to keep: spread them
+            self._next_unkeyed = (self._next_unkeyed + 1) % self.count
+            return self._next_unkeyed
         found = self._known.get(key)
         if found is None:
             if len(self._known) >= self._remember:

@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 from opentelemetry import trace
 
-from loyalty_runtime import db, telemetry
+from loyalty_runtime import db, dead_letter_api, telemetry
+from loyalty_runtime.auth import TokenAuthority, ops_dependency, principal_dependency
+from loyalty_runtime.dead_letters import DeadLetterStore
 from loyalty_runtime.kafka import build_broker
 from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.settings import ServiceSettings
@@ -57,6 +59,7 @@ class ServiceShell:
         self._tasks: list[asyncio.Task[None]] = []
         self.app = FastAPI(title=f"{name} service", description=description, version="1.0.0", lifespan=self._lifespan)
         self.app.include_router(self._health_router())
+        self.app.include_router(self._dead_letter_router())
         telemetry.instrument_http(self.app, self.provider)
 
     @property
@@ -166,6 +169,11 @@ class ServiceShell:
             return self.asyncapi()
 
         return router
+
+    def _dead_letter_router(self) -> APIRouter:
+        authority = TokenAuthority(self.settings.jwt_secret)
+        ops = ops_dependency(principal_dependency(lambda: authority))
+        return dead_letter_api.router(self.name, lambda: DeadLetterStore(self.pool, self.name), ops)
 
     async def _check_database(self) -> str:
         try:

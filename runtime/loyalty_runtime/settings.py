@@ -34,6 +34,14 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
     startup_timeout_seconds: float = Field(default=60.0, gt=0, description="How long to wait for Kafka at start.")
+    consumer_retry_cap_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait between retries of a consumer batch after a transient failure."
+    )
+    consumer_retry_patience_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a consumer retries a batch in place before it rewinds and reads it again.",
+    )
     jwt_secret: str = Field(default=LOCAL_JWT_SECRET, min_length=32, description="Verifies member and ops tokens.")
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from tests.support.waiting import eventually
 
@@ -25,3 +25,28 @@ async def read_all(kafka: str, topic: str, expected: int) -> list[ConsumerRecord
         return await eventually(enough, what=f"{expected} records on {topic}")
     finally:
         await consumer.stop()
+
+
+async def caught_up(kafka: str, group: str, topic: str) -> bool:
+    """Whether `group` has committed every partition of `topic` up to its end."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        if not any(tp.topic == topic for tp in committed):
+            return False
+        await consumer.topics()  # loads the metadata of every topic
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        ends = await consumer.end_offsets(partitions)
+        return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def headers_of(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers}

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
+import asyncpg
 from aiokafka import ConsumerRecord
 from faststream import Context
 from faststream.kafka.message import KafkaMessage
@@ -13,10 +14,9 @@ from faststream.kafka.message import KafkaMessage
 from contracts.envelope import Event
 from contracts.events.ledger import TransferPosted
 from contracts.topics import LEDGER_TRANSFERS
-from loyalty_runtime.kafka import BatchConsumer, Rejected, accepted, rejected
+from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
-from loyalty_runtime.telemetry import message_spans
-from partners.adapters.settlement_store import SettlementStore
+from partners.adapters.settlement_store import SettlementStore, SettlementTransaction
 from partners.domain.settlement import LedgerTransfer, PartitionPosition, UnsettleableTransferError
 from partners.handlers.settlement import ReceivedTransfer, record_ledger_transfers
 from partners.settings import Settings
@@ -24,39 +24,34 @@ from partners.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class LedgerTransfersConsumer(BatchConsumer):
+class LedgerTransfersConsumer(BatchConsumer[ReceivedTransfer]):
     """Consumes every posted ledger transfer in batches and keeps what settlement needs: one transaction per batch."""
+
+    span_name = "settle"
 
     def __init__(self, shell: ServiceShell, settings: Settings, store: SettlementStore) -> None:
         super().__init__(shell, LEDGER_TRANSFERS, settings.consumer_group)
         self.store = store
 
-    async def consume(self, events: Sequence[Event], message: KafkaMessage) -> None:
-        refused = rejected(message)
-        origins = accepted(message)
-        received: list[ReceivedTransfer] = []
-        headers: list[dict[str, str]] = []
-        for event, origin in zip(events, origins, strict=True):
-            if not isinstance(event, TransferPosted):
-                refused.append(Rejected(origin.record, f"settlement does not take {type(event).__name__} events"))
-                continue
-            try:
-                received.append(ReceivedTransfer.of(event.event_id, to_transfer(event)))
-                headers.append(origin.headers)
-            except UnsettleableTransferError as error:
-                refused.append(Rejected(origin.record, error.message))
-        await self.dead_letter(refused)
-        # Every record read moves the watermark, whether it was settled, irrelevant, a duplicate or refused.
+    def prepare(self, event: Event) -> ReceivedTransfer:
+        if not isinstance(event, TransferPosted):
+            raise UnsettleableTransferError(f"settlement does not take {type(event).__name__} events")
+        return ReceivedTransfer.of(event.event_id, to_transfer(event))
+
+    async def apply(self, deliveries: Sequence[Delivery[ReceivedTransfer]]) -> None:
+        # Every record read moves the watermark, whether it was settled, irrelevant or a duplicate.
         positions = partition_positions(
-            [o.record for o in origins] + [r.record for r in refused],
-            [(o.record.partition, e) for o, e in zip(origins, events, strict=True)],
+            [d.record for d in deliveries], [(d.record.partition, d.event) for d in deliveries]
         )
-        with message_spans(self.shell.tracer, f"partners settle {LEDGER_TRANSFERS.name}", headers):
-            outcome = await record_ledger_transfers(self.store, self.name, received, positions)
+        outcome = await record_ledger_transfers(self.store, self.name, [d.item for d in deliveries], positions)
         log.debug(
             "ledger transfers recorded",
             extra={"topic": self.name, "fresh": outcome.fresh_events, "stored": outcome.stored_transfers},
         )
+
+    async def skipped(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """A dead-lettered record was read too: the watermark moves past it."""
+        await SettlementTransaction(conn).advance(self.name, partition_positions(records, []))
 
 
 def to_transfer(event: TransferPosted) -> LedgerTransfer:

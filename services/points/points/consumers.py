@@ -14,12 +14,12 @@ from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
 from contracts.topics import CARD_TRANSACTIONS, HOLD_COMMANDS, PARTNER_PURCHASES, Topic
-from loyalty_runtime.kafka import BatchConsumer, Rejected, accepted, rejected
+from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
-from loyalty_runtime.telemetry import message_spans
 from points.adapters.card_rates import CardRatesCache
 from points.adapters.store import PointsStore
-from points.handlers.earn import Fact, UnprocessableEventError, apply_earn_batch, to_fact
+from points.domain.card_rates import CardRates
+from points.handlers.earn import Fact, apply_earn_batch, to_fact
 from points.handlers.holds import HoldResults, apply_hold_commands
 from points.handlers.ledger_events import LedgerEventWriter
 from points.settings import Settings
@@ -27,7 +27,11 @@ from points.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class EarnConsumer(BatchConsumer):
+class EarnConsumer(BatchConsumer[Fact]):
+    """Purchases, refunds and card transactions into the ledger: one transaction per batch."""
+
+    span_name = "apply"
+
     def __init__(
         self, shell: ServiceShell, settings: Settings, topic: Topic, rates: CardRatesCache, events: LedgerEventWriter
     ) -> None:
@@ -35,42 +39,39 @@ class EarnConsumer(BatchConsumer):
         self.settings = settings
         self.rates = rates
         self.events = events
+        self._rates: CardRates | None = None
 
-    async def consume(self, events: Sequence[Event], message: KafkaMessage) -> None:
-        refused = rejected(message)
-        rates = await self.rates.get()
-        facts: list[Fact] = []
-        headers: list[dict[str, str]] = []
-        for event, origin in zip(events, accepted(message), strict=True):
-            try:
-                facts.append(to_fact(event, rates))
-                headers.append(origin.headers)
-            except UnprocessableEventError as error:
-                refused.append(Rejected(origin.record, str(error)))
-        await self.dead_letter(refused)
-        if not facts:
-            return
-        correlations = {e.event_id: e.correlation_id for e in events}
-        with message_spans(self.shell.tracer, f"points apply {self.topic.name}", headers):
-            outcome = await apply_earn_batch(
-                PointsStore(self.shell.pool), self.name, facts, correlations, self.events, self.settings.lot_validity
-            )
+    async def before_batch(self) -> None:
+        self._rates = await self.rates.get()
+
+    def prepare(self, event: Event) -> Fact:
+        assert self._rates is not None
+        return to_fact(event, self._rates)
+
+    async def apply(self, deliveries: Sequence[Delivery[Fact]]) -> None:
+        correlations = {d.event.event_id: d.event.correlation_id for d in deliveries}
+        outcome = await apply_earn_batch(
+            PointsStore(self.shell.pool), self.name, [d.item for d in deliveries], correlations, self.events,
+            self.settings.lot_validity,
+        )  # fmt: skip
         log.debug("earn batch applied", extra={"topic": self.name, **outcome.counts})
 
 
-class HoldCommandConsumer(BatchConsumer):
+class HoldCommandConsumer(BatchConsumer[Event]):
+    """Hold, capture and release commands from the redemption saga: one transaction per batch."""
+
+    span_name = "apply hold commands"
+
     def __init__(self, shell: ServiceShell, settings: Settings, events: LedgerEventWriter) -> None:
         super().__init__(shell, HOLD_COMMANDS, settings.consumer_group)
         self.settings = settings
         self.events = events
 
-    async def consume(self, commands: Sequence[Event], message: KafkaMessage) -> None:
-        await self.dead_letter(rejected(message))
-        if not commands:
-            return
-        with message_spans(self.shell.tracer, "points apply hold command", [a.headers for a in accepted(message)]):
-            results = HoldResults(self.settings.kafka_topic_prefix)
-            await apply_hold_commands(PointsStore(self.shell.pool), self.name, commands, self.events, results)
+    async def apply(self, deliveries: Sequence[Delivery[Event]]) -> None:
+        results = HoldResults(self.settings.kafka_topic_prefix)
+        await apply_hold_commands(
+            PointsStore(self.shell.pool), self.name, [d.item for d in deliveries], self.events, results
+        )
 
 
 def register(shell: ServiceShell, settings: Settings, rates: CardRatesCache, events: LedgerEventWriter) -> None:

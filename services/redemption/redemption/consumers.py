@@ -13,12 +13,11 @@ from contracts.envelope import Event
 from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejected, HoldReleased, PointsHeld
 from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.topics import HOLD_RESULTS, OFFERS
-from loyalty_runtime.kafka import BatchConsumer, Rejected, accepted, rejected
+from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
-from loyalty_runtime.telemetry import message_spans
 from redemption.adapters.catalog_store import CatalogStore
 from redemption.adapters.orders_store import OrdersStore
-from redemption.domain.catalog import OfferChange, UnusableOfferError
+from redemption.domain.catalog import OfferChange
 from redemption.handlers.catalog import apply_offer_batch, to_change
 from redemption.handlers.orders import Saga, apply_hold_results
 from redemption.settings import Settings
@@ -26,44 +25,33 @@ from redemption.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class OfferConsumer(BatchConsumer):
+class OfferConsumer(BatchConsumer[OfferChange]):
     """Builds the catalog from loyalty.offers.v1 in batches: one database transaction per batch."""
+
+    span_name = "apply"
 
     def __init__(self, shell: ServiceShell, settings: Settings) -> None:
         super().__init__(shell, OFFERS, settings.consumer_group)
 
-    async def consume(self, events: Sequence[Event], message: KafkaMessage) -> None:
-        refused = rejected(message)
-        changes: list[OfferChange] = []
-        headers: list[dict[str, str]] = []
-        for event, origin in zip(events, accepted(message), strict=True):
-            try:
-                changes.append(to_change(event))
-                headers.append(origin.headers)
-            except UnusableOfferError as error:
-                refused.append(Rejected(origin.record, str(error)))
-        await self.dead_letter(refused)
-        if not changes:
-            return
-        with message_spans(self.shell.tracer, f"redemption apply {OFFERS.name}", headers):
-            outcome = await apply_offer_batch(CatalogStore(self.shell.pool), self.name, changes)
+    def prepare(self, event: Event) -> OfferChange:
+        return to_change(event)
+
+    async def apply(self, deliveries: Sequence[Delivery[OfferChange]]) -> None:
+        outcome = await apply_offer_batch(CatalogStore(self.shell.pool), self.name, [d.item for d in deliveries])
         log.debug("offer batch applied", extra={"topic": self.name, **outcome.counts})
 
 
-class HoldResultConsumer(BatchConsumer):
+class HoldResultConsumer(BatchConsumer[Event]):
     """Moves orders on by the ledger's answers (loyalty.hold-results.v1), one transaction per batch."""
+
+    span_name = "apply hold results"
 
     def __init__(self, shell: ServiceShell, settings: Settings, saga: Saga) -> None:
         super().__init__(shell, HOLD_RESULTS, settings.consumer_group)
         self.saga = saga
 
-    async def consume(self, results: Sequence[Event], message: KafkaMessage) -> None:
-        await self.dead_letter(rejected(message))
-        if results:
-            with message_spans(
-                self.shell.tracer, "redemption apply hold result", [a.headers for a in accepted(message)]
-            ):
-                await apply_hold_results(OrdersStore(self.shell.pool), self.saga, self.name, results)
+    async def apply(self, deliveries: Sequence[Delivery[Event]]) -> None:
+        await apply_hold_results(OrdersStore(self.shell.pool), self.saga, self.name, [d.item for d in deliveries])
 
 
 def register(shell: ServiceShell, settings: Settings, saga: Saga) -> None:

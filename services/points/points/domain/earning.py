@@ -128,7 +128,7 @@ class EarnPlan:
     newly_parked: list[Reverse] = field(default_factory=list)
     unparked: list[uuid.UUID] = field(default_factory=list)
     rejected: list[tuple[Reverse, str]] = field(default_factory=list)
-    """Reversals that cannot apply, with the reason; they go to the dead-letter topic."""
+    """Parked reversals that cannot apply, with the reason; they go to the dead-letter topic."""
 
     def earn(self, fact: Earn) -> Outcome:
         if fact.source_key in self.earnings:
@@ -160,14 +160,17 @@ class EarnPlan:
         return Outcome.APPLIED
 
     def reverse(self, fact: Reverse) -> Outcome:
+        """Raises CurrencyMismatchError for a reversal that cannot apply: its record is dead-lettered."""
         earning = self.earnings.get(fact.source_key)
         if earning is None:
             self.parked.setdefault(fact.source_key, []).append(fact)
             self.newly_parked.append(fact)
             return Outcome.PARKED
-        return self._try_reverse(fact, earning)
+        self._reverse(fact, earning)
+        return Outcome.APPLIED
 
     def _try_reverse(self, fact: Reverse, earning: Earning) -> Outcome:
+        """A parked reversal, applied when its purchase arrives; one that cannot apply must not refuse the purchase."""
         try:
             self._reverse(fact, earning)
         except CurrencyMismatchError as error:

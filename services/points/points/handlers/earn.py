@@ -12,6 +12,7 @@ import orjson
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
+from loyalty_runtime.inbox import first_copies
 from loyalty_runtime.outbox import OutboxMessage
 from points.adapters.activities_store import ActivitiesSql
 from points.adapters.store import PointsStore
@@ -118,7 +119,7 @@ async def apply_earn_batch(
         fresh = await tx.claim_inbox(topic, [f.event_id for f in facts])
         if len(fresh) < len(facts):
             outcome.counts["duplicate_delivery"] = len(facts) - len(fresh)
-        facts = [f for f in facts if f.event_id in fresh]
+        facts = first_copies(facts, fresh, lambda f: f.event_id)
         if not facts:
             return outcome
         earns = [f for f in facts if isinstance(f, Earn)]

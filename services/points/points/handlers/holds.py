@@ -24,6 +24,7 @@ from contracts.events.holds import (
     ReleaseHold,
 )
 from contracts.topics import HOLD_RESULTS
+from loyalty_runtime.inbox import first_copies
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from points.adapters.store import PointsStore
@@ -66,7 +67,7 @@ async def apply_hold_commands(
     """Each command once, in order, in one transaction with its ledger changes and result events."""
     async with store.transaction() as tx:
         fresh = await tx.claim_inbox(topic, [c.event_id for c in commands])
-        commands = [c for c in commands if c.event_id in fresh]
+        commands = first_copies(commands, fresh, lambda c: c.event_id)
         if not commands:
             return 0
         holds = await tx.holds(c.payload.hold_id for c in commands)  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from contracts.envelope import Event
 from contracts.events.offers import OfferPublished, OfferWithdrawn
+from loyalty_runtime.inbox import first_copies
 from redemption.adapters.catalog_store import CatalogStore
 from redemption.domain.catalog import (
     START,
@@ -75,7 +76,7 @@ async def apply_offer_batch(store: CatalogStore, topic: str, changes: Sequence[O
     """One transaction: the inbox claim, then each offer's highest revision; an older one changes nothing."""
     async with store.transaction() as tx:
         fresh = await tx.claim_inbox(topic, [c.event_id for c in changes])
-        new = [c for c in changes if c.event_id in fresh]
+        new = first_copies(changes, fresh, lambda c: c.event_id)
         latest = latest_per_offer(new)
         published = await tx.publish([c for c in latest if isinstance(c, PublishedOffer)])
         withdrawn = await tx.withdraw([c for c in latest if isinstance(c, WithdrawnOffer)])

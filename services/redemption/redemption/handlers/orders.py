@@ -25,6 +25,7 @@ from contracts.events.holds import (
 )
 from contracts.events.orders import CancelledPayload, OrderCancelled, OrderFulfilled, OrderPayload, OrderPlaced
 from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
+from loyalty_runtime.inbox import first_copies
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from redemption.adapters.fulfilment import Fulfilment, PartnerFulfilment
@@ -148,7 +149,7 @@ async def apply_hold_results(store: OrdersStore, saga: Saga, topic: str, results
     now = datetime.now(UTC)
     async with store.transaction() as tx:
         fresh = await tx.claim_inbox(topic, [r.event_id for r in results])
-        results = [r for r in results if r.event_id in fresh]
+        results = first_copies(results, fresh, lambda r: r.event_id)
         orders = await tx.lock(r.payload.order_id for r in results)  # type: ignore[attr-defined]
         touched: dict[uuid.UUID, Order] = {}
         for result in results:
