@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) deploy/local/stack.py
 PACKAGES := contracts/pyproject.toml runtime/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: help venv up down status demo test verify bench cards token lint format docs schemas lock
+.PHONY: help venv up down status demo test verify bench cards token dlq lint format docs schemas lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,14 @@ cards: venv ## Publish realistic card transactions: make cards CARDS=tok_x,tok_y
 
 token: venv ## Mint a bearer token: make token ROLE=ops SUBJECT=ops-1 (ROLE=member SUBJECT=<member id>)
 	@$(PY) -m loyalty_runtime.auth --role $(or $(ROLE),ops) --subject $(or $(SUBJECT),ops-1)
+
+dlq: venv ## Dead letters: list (TOPIC=, REASON=), SHOW=points:17, REPLAY=points:17, REPLAY_TOPIC=<topic>; ARGS= for more
+	@$(PY) -m tools.dlq $(strip \
+	  $(if $(SHOW),show $(SHOW), \
+	  $(if $(REPLAY),replay $(REPLAY), \
+	  $(if $(REPLAY_TOPIC),replay --topic $(REPLAY_TOPIC), \
+	  $(if $(TOPIC)$(REASON),list $(if $(TOPIC),--topic $(TOPIC)) $(if $(REASON),--reason $(REASON)), \
+	  $(ARGS))))))
 
 lint: venv ## ruff, and mypy --strict on the domain code
 	@$(PY) -m ruff check .

@@ -421,6 +421,41 @@ def status() -> None:
     for name, where, state, log in rows:
         print(f"{name:<11} {where:<{width}}  {state:<8} {os.path.relpath(log, ROOT)}")
     print()
+    if rows[1][2] == "up":
+        print_dead_letters(asyncio.run(dead_letter_counts()))
+
+
+async def dead_letter_counts() -> list[tuple[str, str, int, int]]:
+    """(service, topic, total, waiting for a replay) from each service's database; services may be down."""
+    import asyncpg
+
+    from loyalty_runtime.db import with_database
+    from loyalty_runtime.dead_letters import DeadLetterStore
+
+    counts: list[tuple[str, str, int, int]] = []
+    for service in SERVICES:
+        try:
+            conn = await asyncpg.connect(with_database(database_admin_url(), service.database), timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            continue  # not created yet
+        try:
+            for topic in await DeadLetterStore(conn, service.name).summary():
+                counts.append((service.name, topic.topic, topic.total, topic.waiting))
+        except asyncpg.UndefinedTableError:
+            pass  # not migrated yet
+        finally:
+            await conn.close()
+    return counts
+
+
+def print_dead_letters(counts: list[tuple[str, str, int, int]]) -> None:
+    if not counts:
+        print("dead letters: none")
+    else:
+        print(f"{'dead letters':<11} {'topic':<48} {'total':>6} {'waiting':>8}   (make dlq to list, show, replay)")
+        for service, topic, total, waiting in counts:
+            print(f"{service:<11} {topic:<48} {total:>6} {waiting:>8}")
+    print()
 
 
 def test(pytest_args: list[str]) -> int:

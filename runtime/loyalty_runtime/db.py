@@ -26,8 +26,14 @@ class MigrationError(RuntimeError):
     pass
 
 
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""A server that accepts TCP but does not answer (paused, overloaded) fails a new connection this fast."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=60, timeout=CONNECT_TIMEOUT_SECONDS
+    )
     assert pool is not None
     return pool
 

@@ -19,7 +19,8 @@ outbox; the consumers' inbox still refuses to apply an event twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -197,11 +198,20 @@ class Query:
 
 
 class DeadLetterStore:
-    """Reads and replays a service's dead letters; borrows a pool it does not own."""
+    """Reads and replays a service's dead letters; borrows a pool (or a connection) it does not own."""
 
-    def __init__(self, pool: asyncpg.Pool, service: str) -> None:
+    def __init__(self, pool: asyncpg.Pool | asyncpg.Connection, service: str) -> None:
         self._pool = pool
         self._service = service
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        if isinstance(self._pool, asyncpg.Connection):
+            async with self._pool.transaction():
+                yield self._pool
+        else:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield conn
 
     async def list(self, query: Query) -> list[DeadLetter]:
         rows = await self._pool.fetch(
@@ -221,7 +231,7 @@ class DeadLetterStore:
 
     async def replay(self, letter_ids: Sequence[int]) -> list[int]:
         """Write the letters back to their original topics (through the outbox); returns the ids replayed."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._transaction() as conn:
             rows = sorted(await conn.fetch(_REPLAY, list(letter_ids)), key=lambda r: r["id"])
             await enqueue(
                 conn,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
@@ -22,6 +24,7 @@ from opentelemetry import trace
 from loyalty_runtime import db, dead_letter_api, telemetry
 from loyalty_runtime.auth import TokenAuthority, ops_dependency, principal_dependency
 from loyalty_runtime.dead_letters import DeadLetterStore
+from loyalty_runtime.failures import is_transient
 from loyalty_runtime.kafka import build_broker
 from loyalty_runtime.outbox import OutboxRelay
 from loyalty_runtime.settings import ServiceSettings
@@ -32,8 +35,28 @@ BackgroundTask = Callable[[], Awaitable[None]]
 """A coroutine that runs for the whole life of the service, e.g. an outbox relay."""
 
 
+RETRY_AFTER_SECONDS = 2
+
+
 class NotStartedError(RuntimeError):
     pass
+
+
+def dependency_of(error: BaseException) -> str:
+    """Which dependency an error came from (its class, or the library its traceback went through)."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, asyncpg.PostgresError | asyncpg.InterfaceError):
+            return "the database"
+        if isinstance(current, KafkaError):
+            return "the event broker"
+        modules = {str(frame.f_globals.get("__name__", "")) for frame, _ in traceback.walk_tb(current.__traceback__)}
+        if any(m.startswith("asyncpg") for m in modules):
+            return "the database"
+        if any(m.startswith("aiokafka") for m in modules):
+            return "the event broker"
+        current = current.__cause__ or current.__context__
+    return "the database or the event broker"
 
 
 class ServiceShell:
@@ -60,6 +83,7 @@ class ServiceShell:
         self.app = FastAPI(title=f"{name} service", description=description, version="1.0.0", lifespan=self._lifespan)
         self.app.include_router(self._health_router())
         self.app.include_router(self._dead_letter_router())
+        self._answer_unavailable_dependencies()
         telemetry.instrument_http(self.app, self.provider)
 
     @property
@@ -80,6 +104,26 @@ class ServiceShell:
 
         for kind in statuses:
             self.app.add_exception_handler(kind, answer)
+
+    def _answer_unavailable_dependencies(self) -> None:
+        """While the database or the broker is unreachable, every endpoint answers 503 with Retry-After, never 500."""
+
+        async def unavailable(request: Request, error: Exception) -> JSONResponse:
+            if not is_transient(error):
+                raise error  # a real server error: the default 500 handling logs it
+            dependency = dependency_of(error)
+            log.warning(
+                "request refused: a dependency is unreachable",
+                extra={"path": request.url.path, "dependency": dependency, "error": f"{type(error).__name__}: {error}"},
+            )
+            return JSONResponse(
+                {"detail": f"{dependency} is unreachable for a moment; nothing was changed. Retry in a few seconds."},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+        for kind in (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError):
+            self.app.add_exception_handler(kind, unavailable)
 
     def add_outbox_relay(self) -> None:
         """Publish the service's outbox table for as long as the service runs."""
