@@ -57,7 +57,14 @@ async def delete_topics(kafka: str, prefix: str) -> None:
 async def topic_prefix(infra: Infra) -> AsyncIterator[str]:
     """A fresh namespace of every topic, so each test reads only its own messages; deleted after the test."""
     prefix = f"test-{infra.run_id}-{uuid.uuid4().hex[:6]}."
-    await ensure_topics(infra.kafka, ALL_TOPICS, prefix, partitions=TEST_PARTITIONS)
+    await ensure_topics(
+        infra.kafka,
+        ALL_TOPICS,
+        prefix,
+        partitions=TEST_PARTITIONS,
+        replication_factor=int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1")),
+        min_insync_replicas=int(os.environ.get("KAFKA_MIN_INSYNC_REPLICAS", "1")),
+    )
     yield prefix
     # Deleted now rather than at the end of the run: a broker holding thousands of partitions runs out of files.
     await delete_topics(infra.kafka, prefix)

@@ -79,7 +79,7 @@ class Run:
 
     plan: Plan
     run_id: str
-    kafka: str = stack.KAFKA_BOOTSTRAP
+    kafka: str = field(default_factory=lambda: stack.kafka_cluster().bootstrap)
     admin_dsn: str = field(default_factory=stack.database_admin_url)
 
     @property
@@ -358,9 +358,9 @@ def _machine_ticks() -> tuple[int, int]:
 def infrastructure_pids() -> dict[str, list[int]]:
     """Kafka's JVM and every PostgreSQL process of the local stack (empty when not ours to see)."""
     found: dict[str, list[int]] = {}
-    kafka = stack.read_pid("kafka")
-    if kafka is not None:
-        found["kafka"] = [kafka]
+    kafka = stack.kafka_pids()
+    if kafka:
+        found["kafka"] = kafka
     postmaster = stack.PG_DATA / "postmaster.pid"
     with contextlib.suppress(OSError, ValueError, IndexError):
         pid = int(postmaster.read_text().splitlines()[0])

@@ -47,21 +47,27 @@ def build_broker(settings: ServiceSettings, service: str, provider: trace.Tracer
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[Topic], prefix: str = "", *, partitions: int | None = None
+    bootstrap: str,
+    topics: Iterable[Topic],
+    prefix: str = "",
+    *,
+    partitions: int | None = None,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> list[str]:
     """Create each topic and its dead-letter topic if missing; returns the names created.
 
-    `partitions` overrides the topics' own counts (tests use a few, to keep the broker light).
+    `partitions` overrides the topics' own counts (tests use a few, to keep the broker light). On a
+    replicated cluster give replication factor 3 and min.insync.replicas 2: with acks=all a write is
+    then acknowledged by two brokers at least, and survives the loss of any one.
     """
+    durability = {"min.insync.replicas": str(min_insync_replicas)}
     wanted: list[NewTopic] = []
     for topic in topics:
         count = partitions or topic.partitions
-        wanted.append(
-            NewTopic(
-                topic.qualified(prefix), num_partitions=count, replication_factor=1, topic_configs=dict(topic.config)
-            )
-        )
-        wanted.append(NewTopic(prefix + topic.dead_letter, num_partitions=1, replication_factor=1))
+        config = {**dict(topic.config), **durability}
+        wanted.append(NewTopic(topic.qualified(prefix), count, replication_factor, topic_configs=config))
+        wanted.append(NewTopic(prefix + topic.dead_letter, 1, replication_factor, topic_configs=durability))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="loyalty-admin")
     await admin.start()
     try:

@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     database_pool_max: int = Field(default=10, ge=1)
     kafka_bootstrap_servers: str = LOCAL_KAFKA
     kafka_topic_prefix: str = Field(default="", description="Namespace for topics; tests use their own.")
+    kafka_replication_factor: int = Field(default=1, ge=1, description="Copies of each topic (3 on a real cluster).")
+    kafka_min_insync_replicas: int = Field(
+        default=1, ge=1, description="Replicas that must have a write before acks=all answers (2 on a real cluster)."
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
