@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from contracts.topics import OFFERS, PARTNER_PURCHASES
+from contracts.envelope import Event
+from contracts.events.holds import (
+    CapturedPayload,
+    CaptureRefusedPayload,
+    HeldPayload,
+    HoldCaptured,
+    HoldCaptureRefused,
+    PointsHeld,
+)
+from contracts.topics import HOLD_RESULTS, OFFERS, PARTNER_PURCHASES, REDEMPTION_ORDERS
 from points.handlers.verify import verify_ledger
+from redemption.domain.orders import hold_id_for
+from tests.support.kafka import read_all
 from tests.support.ledger import OPS, balance, link, member_headers, new_member, publish, purchase
 from tests.support.offers import published
 from tests.support.services import http, points_service, redemption_service, running
@@ -220,3 +234,70 @@ async def test_members_see_their_own_orders_only(stack, infra):
         headers=member_headers(ada),
     )
     assert unknown.status_code == 404
+
+
+def ledger_answer(member: uuid.UUID, order_id: str, kind: type[Event], payload: type[Any], **fields: Any) -> Event:
+    """A hold result as the points service publishes it for one order."""
+    ref = {"hold_id": hold_id_for(uuid.UUID(order_id)), "member_id": member, "order_id": uuid.UUID(order_id)}
+    return kind(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), source="points", correlation_id=ref["order_id"],
+        payload=payload(**ref, **fields),
+    )  # fmt: skip
+
+
+async def test_a_refused_capture_ends_payment_failed_returns_the_stock_and_shows_no_voucher(
+    infra, topic_prefix, database
+):
+    dsn = await database("redemption")
+    results = HOLD_RESULTS.qualified(topic_prefix)
+    async with running(redemption_service(infra.kafka, dsn, topic_prefix)) as shell, http(shell) as api:
+        await offer(api, infra, topic_prefix, "voucher", kind="voucher", price_points=30, stock=5)
+        member = uuid.uuid4()
+        refused, paid = [await order(api, member, "voucher") for _ in range(2)]
+        expires = datetime.now(UTC) + timedelta(minutes=30)
+        held = [ledger_answer(member, o["order_id"], PointsHeld, HeldPayload, amount=30, expires_at=expires)
+                for o in (refused, paid)]  # fmt: skip
+        await publish(infra.kafka, results, held, key=str(member).encode())
+
+        async def both_capturing() -> list[dict] | None:
+            found = [(await api.get(f"/v1/orders/{o['order_id']}", headers=member_headers(member))).json()
+                     for o in (refused, paid)]  # fmt: skip
+            return found if {o["state"] for o in found} == {"capturing"} else None
+
+        capturing = await eventually(both_capturing, what="both orders to wait for their capture")
+        assert [o["voucher_code"] for o in capturing] == [None, None], "no voucher code before the capture"
+        assert await stock(dsn, "voucher") == (2, 0)
+
+        await publish(
+            infra.kafka,
+            results,
+            [
+                ledger_answer(member, refused["order_id"], HoldCaptureRefused, CaptureRefusedPayload,
+                              reason="hold_expired"),
+                ledger_answer(member, paid["order_id"], HoldCaptured, CapturedPayload, amount=30,
+                              transfer_id=uuid.uuid4()),
+            ],
+            key=str(member).encode(),
+        )  # fmt: skip
+        failed = await final(api, member, refused["order_id"])
+        fulfilled = await final(api, member, paid["order_id"])
+
+        assert (failed["state"], failed["cancel_reason"], failed["voucher_code"]) == (
+            "payment_failed", "hold_expired", None,
+        )  # fmt: skip
+        assert fulfilled["state"] == "fulfilled", "the next result was applied too"
+        assert fulfilled["voucher_code"], "a captured voucher order shows its code"
+        assert await stock(dsn, "voucher") == (0, 1), "the refused order's unit is back on sale"
+        listed = (await api.get(f"/v1/orders?member_id={member}", headers=OPS)).json()["items"]
+        assert {o["order_id"]: o["voucher_code"] for o in listed}[refused["order_id"]] is None
+
+    events = await read_all(infra.kafka, REDEMPTION_ORDERS.qualified(topic_prefix), expected=4)
+    payment_failed = [json.loads(r.value) for r in events if json.loads(r.value)["type"] == "OrderPaymentFailed"]
+    assert [(e["payload"]["order_id"], e["payload"]["reason"], e["payload"]["delivered"]) for e in payment_failed] == [
+        (refused["order_id"], "hold_expired", False)
+    ]
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM dead_letters") == 0, "nothing was dead-lettered"
+    finally:
+        await conn.close()

@@ -44,3 +44,22 @@ class OrderCancelled(Event):
     type: Literal["OrderCancelled"] = "OrderCancelled"
     version: Literal[1] = 1
     payload: CancelledPayload
+
+
+class PaymentFailedPayload(OrderPayload):
+    reason: str = Field(min_length=1, max_length=64, description="Why the ledger refused the capture.")
+    delivered: bool = Field(
+        description="Whether the partner delivered before the capture was refused (a product); "
+        "a voucher's code is never issued without its capture."
+    )
+
+
+class OrderPaymentFailed(Event):
+    """The ledger refused to capture the order's points (its hold had expired or was released).
+
+    No points were taken and the stock was returned; a product the partner delivered was not paid for.
+    """
+
+    type: Literal["OrderPaymentFailed"] = "OrderPaymentFailed"
+    version: Literal[1] = 1
+    payload: PaymentFailedPayload

@@ -11,16 +11,18 @@ from fastapi import FastAPI, status
 from opentelemetry import trace
 
 from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
-from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPlaced
+from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPaymentFailed, OrderPlaced
 from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
-from loyalty_runtime.auth import TokenAuthority, principal_dependency
+from loyalty_runtime.auth import TokenAuthority, ops_dependency, principal_dependency
 from loyalty_runtime.service import ServiceShell
 from redemption import consumers
 from redemption.adapters.catalog_store import CatalogStore
-from redemption.adapters.fulfilment import PartnerFulfilment
+from redemption.adapters.fulfilment import PartnerFulfilment, Resolver, resolve
+from redemption.adapters.fulfilment_keys_store import FulfilmentKeysStore
 from redemption.adapters.orders_store import OrdersStore
-from redemption.api import catalog, orders
+from redemption.api import catalog, fulfilment_keys, orders
 from redemption.domain.catalog import BadCursorError, OfferNotFoundError
+from redemption.domain.fulfilment_keys import BadGraceError, NoFulfilmentKeyError
 from redemption.domain.orders import OrderRefusedError
 from redemption.handlers.orders import Saga, fulfil_due
 from redemption.settings import Settings
@@ -33,8 +35,9 @@ def build(
     *,
     tracer_provider: trace.TracerProvider | None = None,
     fulfilment_transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolver = resolve,
 ) -> ServiceShell:
-    """`fulfilment_transport` replaces the network for partner callbacks (tests)."""
+    """`fulfilment_transport` replaces the network for partner callbacks, `resolver` the DNS (tests)."""
     settings = settings or Settings()
     shell = ServiceShell(
         "redemption",
@@ -50,11 +53,21 @@ def build(
     authenticate = principal_dependency(lambda: authority)
     shell.app.include_router(catalog.router(lambda: CatalogStore(shell.pool), authenticate, lambda: datetime.now(UTC)))
     shell.app.include_router(orders.router(lambda: OrdersStore(shell.pool), saga, authenticate))
+    keys = fulfilment_keys.router(
+        lambda: FulfilmentKeysStore(shell.pool),
+        ops_dependency(authenticate),
+        settings.fulfilment_signing_secret,
+        settings.fulfilment_key_grace,
+        lambda: datetime.now(UTC),
+    )
+    shell.app.include_router(keys)
     shell.map_errors(
         {
             OfferNotFoundError: status.HTTP_404_NOT_FOUND,
             BadCursorError: status.HTTP_400_BAD_REQUEST,
             OrderRefusedError: status.HTTP_409_CONFLICT,
+            NoFulfilmentKeyError: status.HTTP_404_NOT_FOUND,
+            BadGraceError: status.HTTP_400_BAD_REQUEST,
         }
     )
 
@@ -68,15 +81,17 @@ def build(
         saga.orders,
         title="redemption orders",
         description=REDEMPTION_ORDERS.description,
-        schema=OrderPlaced | OrderFulfilled | OrderCancelled,
+        schema=OrderPlaced | OrderFulfilled | OrderCancelled | OrderPaymentFailed,
     )
 
     shell.add_outbox_relay()
-    partners = PartnerFulfilment(settings.fulfilment_signing_secret, fulfilment_transport)
+    partners = PartnerFulfilment(
+        settings.fulfilment_signing_secret, fulfilment_transport, urls=settings.fulfilment_urls, resolver=resolver
+    )
 
     async def fulfilment_worker() -> None:
         while True:
-            if not await fulfil_due(OrdersStore(shell.pool), saga, partners):
+            if not await fulfil_due(OrdersStore(shell.pool), saga, partners, FulfilmentKeysStore(shell.pool)):
                 await asyncio.sleep(settings.fulfilment_poll_seconds)
 
     shell.add_background("fulfilment", fulfilment_worker)

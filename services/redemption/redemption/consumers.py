@@ -32,9 +32,10 @@ class OfferConsumer(BatchConsumer[OfferChange]):
 
     def __init__(self, shell: ServiceShell, settings: Settings) -> None:
         super().__init__(shell, OFFERS, settings.consumer_group)
+        self.urls = settings.fulfilment_urls
 
     def prepare(self, event: Event) -> OfferChange:
-        return to_change(event)
+        return to_change(event, self.urls)
 
     async def apply(self, deliveries: Sequence[Delivery[OfferChange]]) -> None:
         outcome = await apply_offer_batch(CatalogStore(self.shell.pool), self.name, [d.item for d in deliveries])

@@ -15,6 +15,7 @@ import pytest
 from contracts.envelope import Event
 from loyalty_runtime.service import ServiceShell
 from redemption.adapters.catalog_store import CatalogStore
+from redemption.domain.fulfilment_urls import PERMISSIVE
 from redemption.handlers.catalog import BatchOutcome, apply_offer_batch, to_change
 from tests.support.ledger import OPS, member_headers
 from tests.support.offers import now, published
@@ -33,7 +34,9 @@ class Catalog:
 
     async def apply(self, *events: Event) -> BatchOutcome:
         """What the consumer does with one batch, without Kafka."""
-        return await apply_offer_batch(CatalogStore(self.shell.pool), "test-offers", [to_change(e) for e in events])
+        return await apply_offer_batch(
+            CatalogStore(self.shell.pool), "test-offers", [to_change(e, PERMISSIVE) for e in events]
+        )
 
     async def sql(self, statement: str, *args: object) -> None:
         conn = await asyncpg.connect(self.dsn)

@@ -19,6 +19,7 @@ from redemption.domain.catalog import (
     latest_per_offer,
     status_of,
 )
+from redemption.domain.fulfilment_urls import PERMISSIVE
 from redemption.handlers.catalog import to_change
 from tests.support.offers import published, withdrawn
 
@@ -110,17 +111,17 @@ def test_a_cursor_this_api_did_not_write_is_refused(cursor: str):
 
 def test_offer_events_become_catalog_changes():
     event = published("skymall", "p-1", 3, kind="product", fulfilment_url="https://skymall.example/f")
-    change = to_change(event)
+    change = to_change(event, PERMISSIVE)
     assert isinstance(change, PublishedOffer)
     assert (change.event_id, change.revision, change.fulfilment_url) == (event.event_id, 3, "https://skymall.example/f")
     assert change.published_at == event.occurred_at
     gone = withdrawn("skymall", "p-1", 4)
-    assert to_change(gone) == WithdrawnOffer(gone.event_id, "skymall", "p-1", 4)
+    assert to_change(gone, PERMISSIVE) == WithdrawnOffer(gone.event_id, "skymall", "p-1", 4)
 
 
 def test_what_postgresql_cannot_store_is_refused_for_the_dead_letter_topic():
     with pytest.raises(UnusableOfferError, match=r"payload\.title: contains a NUL character"):
-        to_change(published("skymall", "v-1", 1, title="bad\x00title"))
+        to_change(published("skymall", "v-1", 1, title="bad\x00title"), PERMISSIVE)
     with pytest.raises(UnusableOfferError, match=r"payload\.revision"):
         check_storable(withdrawal("a", 2**63))
     assert check_storable(withdrawal("a", 2**63 - 1)).revision == 2**63 - 1

@@ -12,6 +12,7 @@ import pytest
 from contracts.envelope import Event
 from redemption.adapters.catalog_store import CatalogStore
 from redemption.domain.catalog import START, CatalogEntry, CatalogFilter
+from redemption.domain.fulfilment_urls import PERMISSIVE
 from redemption.handlers.catalog import BatchOutcome, apply_offer_batch, to_change
 from tests.support.offers import now, published, withdrawn
 
@@ -28,7 +29,7 @@ class Catalog:
 
     async def apply(self, *events: Event) -> BatchOutcome:
         """What the consumer does with one batch."""
-        return await apply_offer_batch(self.store, "test-offers", [to_change(e) for e in events])
+        return await apply_offer_batch(self.store, "test-offers", [to_change(e, PERMISSIVE) for e in events])
 
     async def entry(self, offer_id: str, partner_id: str = "skymall") -> CatalogEntry | None:
         return await self.store.find(partner_id, offer_id)

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from redemption.domain.orders import Ask, Order, OrderState, hold_id_for, retry_delay
+from contracts.events.orders import OrderPaymentFailed
+from contracts.topics import REDEMPTION_ORDERS
+from redemption.domain.orders import Ask, Order, OrderState, hold_id_for, retry_delay, voucher_to_show
+from redemption.handlers.orders import Saga
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -31,11 +34,47 @@ def test_a_product_is_captured_only_after_the_partner_delivered():
     assert o.points == 1_000
 
 
-def test_a_voucher_is_issued_and_captured_at_once():
+def test_a_voucher_is_captured_at_once_and_its_code_issued_only_once_the_capture_is_confirmed():
     o = order("voucher")
     o.held(stock_available=True, now=NOW)
-    assert o.state is OrderState.CAPTURING
-    assert o.asks == [Ask.ISSUE_VOUCHER, Ask.CAPTURE]
+    assert (o.state, o.asks) == (OrderState.CAPTURING, [Ask.CAPTURE])
+    o.asks.clear()
+    o.captured()
+    assert (o.state, o.asks) == (OrderState.FULFILLED, [Ask.ISSUE_VOUCHER, Ask.SELL_STOCK, Ask.PUBLISH_FULFILLED])
+
+
+def test_a_voucher_code_issued_before_the_capture_is_kept_not_issued_twice():
+    o = order("voucher")
+    o.held(stock_available=True, now=NOW)
+    o.voucher_code = "AB12-CD34-EF56-0789"  # issued at the hold by an earlier version
+    o.asks.clear()
+    o.captured()
+    assert (o.voucher_code, o.asks) == ("AB12-CD34-EF56-0789", [Ask.SELL_STOCK, Ask.PUBLISH_FULFILLED])
+
+
+@pytest.mark.parametrize("kind", ["product", "voucher"])
+def test_a_refused_capture_ends_payment_failed_returns_the_stock_and_issues_no_voucher(kind: str):
+    o = order(kind)
+    o.held(stock_available=True, now=NOW)
+    if kind == "product":
+        o.delivered(reference="SKY-1")
+    o.asks.clear()
+    o.capture_refused("hold_expired")
+    assert (o.state, o.cancel_reason, o.stock_reserved) == (OrderState.PAYMENT_FAILED, "hold_expired", False)
+    assert o.asks == [Ask.RETURN_STOCK, Ask.PUBLISH_PAYMENT_FAILED]
+    assert o.voucher_code is None
+    o.asks.clear()
+    o.captured()  # a late or repeated answer changes nothing
+    assert (o.state, o.asks) == (OrderState.PAYMENT_FAILED, [])
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [(OrderState.FULFILLED, "AB12-CD34"), (OrderState.CAPTURING, None), (OrderState.PAYMENT_FAILED, None),
+     ("cancelled", None), ("fulfilled", "AB12-CD34")],
+)  # fmt: skip
+def test_a_voucher_code_is_shown_only_for_a_fulfilled_order(state: OrderState | str, shown: str | None):
+    assert voucher_to_show(state, "AB12-CD34") == shown
 
 
 def test_no_stock_releases_the_hold_and_ends_cancelled_after_the_release():
@@ -105,9 +144,28 @@ def test_a_release_while_capturing_waits_for_the_capture_answer():
     o.released("expired")
     assert (o.state, o.asks) == (OrderState.CAPTURING, [])
     o.capture_refused("hold_expired")
-    assert o.state is OrderState.PAYMENT_FAILED
+    assert (o.state, o.asks) == (OrderState.PAYMENT_FAILED, [Ask.RETURN_STOCK, Ask.PUBLISH_PAYMENT_FAILED])
 
 
 def test_hold_ids_derive_from_order_ids():
     o = order()
     assert o.hold_id == hold_id_for(o.order_id) != hold_id_for(uuid.uuid4())
+
+
+def test_a_refused_capture_publishes_order_payment_failed_with_its_reason():
+    saga = Saga("t.", hold_ttl=timedelta(minutes=30), fulfilment_timeout=timedelta(minutes=2))
+    o = order()
+    o.held(stock_available=True, now=NOW)
+    o.delivered(reference="SKY-1")
+    o.asks.clear()
+    o.capture_refused("hold_released")
+    [message] = saga.messages(o)
+    event = REDEMPTION_ORDERS.decode(message.payload)
+    assert (message.topic, message.key) == (saga.orders, str(o.member_id))
+    assert isinstance(event, OrderPaymentFailed)
+    assert (event.payload.order_id, event.payload.reason, event.payload.delivered) == (
+        o.order_id,
+        "hold_released",
+        True,
+    )
+    assert event.payload.points == 1_000

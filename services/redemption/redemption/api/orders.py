@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.ids import ExternalRef, PartnerId
 from loyalty_runtime.auth import Principal, Role, require_member_access
 from redemption.adapters.orders_store import OrdersStore
+from redemption.domain.orders import voucher_to_show
 from redemption.handlers.orders import Saga, place_order
 from redemption.handlers.queries import BadCursorError, member_orders, order_view
 
@@ -32,10 +33,12 @@ class OrderOut(BaseModel):
     kind: str
     quantity: int
     points: int
-    state: str = Field(description="awaiting_hold, fulfilling, capturing, cancelling, fulfilled, cancelled.")
-    voucher_code: str | None = None
+    state: str = Field(
+        description="awaiting_hold, fulfilling, capturing, cancelling, fulfilled, cancelled or payment_failed."
+    )
+    voucher_code: str | None = Field(default=None, description="A voucher's code, once the order is fulfilled.")
     partner_reference: str | None = None
-    cancel_reason: str | None = None
+    cancel_reason: str | None = Field(default=None, description="Why it was cancelled or its payment failed.")
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -61,7 +64,10 @@ def router(store: Callable[[], OrdersStore], saga: Saga, authenticate: Callable[
         )  # fmt: skip
         if not created:
             response.status_code = status.HTTP_200_OK
-        return OrderOut(**{**order.__dict__, "points": order.points, "state": order.state.value})
+        voucher_code = voucher_to_show(order.state, order.voucher_code)
+        return OrderOut(
+            **{**order.__dict__, "points": order.points, "state": order.state.value, "voucher_code": voucher_code}
+        )
 
     @api.get("/{order_id}", response_model=OrderOut, responses={404: {"description": "No such order."}})
     async def get_order(order_id: uuid.UUID, caller: Caller, orders: Store) -> dict[str, Any]:

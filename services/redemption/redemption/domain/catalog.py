@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from redemption.domain.fulfilment_urls import RefusedUrlError, UrlPolicy, check_url
+
 MAX_BIGINT = 2**63 - 1
 """The catalog stores revisions and prices as bigint."""
 
@@ -72,6 +74,14 @@ def check_storable(change: OfferChange) -> OfferChange:
             if text is not None and "\x00" in text:
                 raise UnusableOfferError(f"payload.{name}: contains a NUL character")
     return change
+
+
+def check_callable(fulfilment_url: str, urls: UrlPolicy) -> None:
+    """Refuse an offer whose fulfilment URL the service would not call (domain/fulfilment_urls.py)."""
+    try:
+        check_url(fulfilment_url, urls)
+    except RefusedUrlError as error:
+        raise UnusableOfferError(f"payload.fulfilment_url: {error}") from error
 
 
 def latest_per_offer(changes: Iterable[OfferChange]) -> list[OfferChange]:

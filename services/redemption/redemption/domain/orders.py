@@ -1,7 +1,9 @@
 """The redemption saga: an order's states and what each step asks of the ledger and the catalog.
 
     awaiting_hold -- PointsHeld, stock reserved --> fulfilling -- partner delivered --> capturing
-    capturing -- HoldCaptured --> fulfilled
+    awaiting_hold -- PointsHeld, stock reserved, a voucher --> capturing
+    capturing -- HoldCaptured --> fulfilled (a voucher's code is issued now)
+    capturing -- HoldCaptureRefused --> payment_failed (stock returned)
     awaiting_hold -- PointsHeld, no stock --> cancelling -- HoldReleased --> cancelled
     fulfilling -- partner declined, or deadline passed --> cancelling
     awaiting_hold -- HoldRejected --> cancelled
@@ -9,8 +11,10 @@
 Every order ends in exactly one of `fulfilled` (delivered, points captured, stock sold) or
 `cancelled` (nothing delivered, points released, stock given back). A hold is only captured
 after the partner delivered, and only released when nothing was or will be delivered.
-The rare exception is `payment_failed`: the partner delivered but the ledger refused a capture
-that came after the hold expired and the member had spent the points meanwhile.
+The rare exception is `payment_failed`: the ledger refused a capture that came after the hold
+expired and the member had spent the points meanwhile. The stock goes back, and a voucher's code,
+issued only once its capture is confirmed, never exists; a partner that delivered a product was
+not paid for it, which the OrderPaymentFailed event tells.
 
 An order is *in doubt* while a call to the partner may have reached it without its answer
 reaching us (a timeout, a crash between the call and recording its answer). An order in doubt
@@ -59,6 +63,7 @@ class Ask(StrEnum):
     PUBLISH_PLACED = "publish_placed"
     PUBLISH_FULFILLED = "publish_fulfilled"
     PUBLISH_CANCELLED = "publish_cancelled"
+    PUBLISH_PAYMENT_FAILED = "publish_payment_failed"
 
 
 class OrderRefusedError(ValueError):
@@ -113,7 +118,7 @@ class Order:
             return
         self.stock_reserved = True
         if self.kind == "voucher":
-            self.asks.append(Ask.ISSUE_VOUCHER)
+            # The programme delivers a voucher itself; its code is issued once the capture is confirmed.
             self.delivered(reference=None)
             return
         self.state = OrderState.FULFILLING
@@ -161,6 +166,8 @@ class Order:
     def captured(self) -> None:
         if self.state is OrderState.CAPTURING:
             self.state = OrderState.FULFILLED
+            if self.kind == "voucher" and self.voucher_code is None:
+                self.asks.append(Ask.ISSUE_VOUCHER)
             self.asks += [Ask.SELL_STOCK, Ask.PUBLISH_FULFILLED]
             self.stock_reserved = False
 
@@ -181,9 +188,20 @@ class Order:
         # capturing: a capture is on its way; the ledger answers it with HoldCaptured or a refusal.
 
     def capture_refused(self, reason: str) -> None:
+        """The ledger took no points (the hold had expired or was released): give the stock back, issue nothing."""
         if self.state is OrderState.CAPTURING:
             self.state = OrderState.PAYMENT_FAILED
             self.cancel_reason = reason
+            self.voucher_code = None
+            if self.stock_reserved:
+                self.asks.append(Ask.RETURN_STOCK)
+                self.stock_reserved = False
+            self.asks.append(Ask.PUBLISH_PAYMENT_FAILED)
+
+
+def voucher_to_show(state: OrderState | str, voucher_code: str | None) -> str | None:
+    """A voucher code is the member's only once the order is fulfilled (its points captured)."""
+    return voucher_code if state == OrderState.FULFILLED else None
 
 
 def hold_id_for(order_id: uuid.UUID) -> uuid.UUID:

@@ -21,16 +21,20 @@ from redemption.domain.catalog import (
     Status,
     UnusableOfferError,
     WithdrawnOffer,
+    check_callable,
     check_storable,
     latest_per_offer,
     status_of,
 )
+from redemption.domain.fulfilment_urls import UrlPolicy
 
 
-def to_change(event: Event) -> OfferChange:
-    """What an offer event means to the catalog; raises UnusableOfferError for what it cannot store."""
+def to_change(event: Event, urls: UrlPolicy) -> OfferChange:
+    """What an offer event means to the catalog; raises UnusableOfferError for what it cannot store or call."""
     if isinstance(event, OfferPublished):
         p = event.payload
+        if p.fulfilment_url is not None:
+            check_callable(str(p.fulfilment_url), urls)
         return check_storable(
             PublishedOffer(
                 event_id=event.event_id,

@@ -23,15 +23,25 @@ from contracts.events.holds import (
     ReleaseHold,
     ReleaseRequest,
 )
-from contracts.events.orders import CancelledPayload, OrderCancelled, OrderFulfilled, OrderPayload, OrderPlaced
+from contracts.events.orders import (
+    CancelledPayload,
+    OrderCancelled,
+    OrderFulfilled,
+    OrderPayload,
+    OrderPaymentFailed,
+    OrderPlaced,
+    PaymentFailedPayload,
+)
 from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
 from loyalty_runtime.inbox import first_copies
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from redemption.adapters.fulfilment import Fulfilment, PartnerFulfilment
+from redemption.adapters.fulfilment_keys_store import FulfilmentKeysStore
 from redemption.adapters.orders_store import OrdersStore, OrdersTransaction
 from redemption.domain.catalog import OfferNotFoundError
 from redemption.domain.orders import Ask, Order, OrderRefusedError, OrderState, retry_delay
+from redemption.handlers.fulfilment_keys import signing_keys
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +97,11 @@ class Saga:
             elif ask is Ask.PUBLISH_CANCELLED:
                 payload = CancelledPayload(**summary, reason=order.cancel_reason or "cancelled")
                 built.append((self.orders, self._event(order, ask, OrderCancelled, payload)))
+            elif ask is Ask.PUBLISH_PAYMENT_FAILED:
+                # Only a partner's own delivery (not a voucher) can have happened before a capture.
+                payload = PaymentFailedPayload(**summary, reason=order.cancel_reason or "capture_refused",
+                                               delivered=order.kind != "voucher")  # fmt: skip
+                built.append((self.orders, self._event(order, ask, OrderPaymentFailed, payload)))
         headers = inject_context({})
         return [OutboxMessage(topic, str(order.member_id), e.model_dump_json().encode(), headers) for topic, e in built]
 
@@ -168,7 +183,10 @@ async def apply_hold_results(store: OrdersStore, saga: Saga, topic: str, results
                 order.released(result.payload.reason)
             elif isinstance(result, HoldCaptureRefused):
                 order.capture_refused(result.payload.reason)
-                log.error("capture refused after delivery", extra={"order_id": str(order.order_id)})
+                log.error(
+                    "capture refused; the order ends payment_failed",
+                    extra={"order_id": str(order.order_id), "reason": result.payload.reason},
+                )
             touched[order.order_id] = order
         await saga.carry_out(tx, list(touched.values()))
     return len(results)
@@ -178,6 +196,7 @@ async def fulfil_due(
     store: OrdersStore,
     saga: Saga,
     partners: PartnerFulfilment,
+    keys: FulfilmentKeysStore,
     *,
     limit: int = 20,
     lease: timedelta = timedelta(seconds=30),
@@ -185,18 +204,37 @@ async def fulfil_due(
     """Ask partners to fulfil the orders that are due; record each answer. Returns how many were tried.
 
     A partner is only called before the order's fulfilment deadline, which comes long before its
-    hold expires, so an order a partner delivered can always be paid for.
+    hold expires, so an order a partner delivered can always be paid for. Each call is signed with
+    its partner's current fulfilment key.
     """
     now = datetime.now(UTC)
     async with store.transaction() as tx:
         claimed = await tx.claim_fulfilments(now, now + lease, limit)
     if not claimed:
         return 0
+    answers = await _call_partners(partners, keys, claimed, now)
+    await _record_answers(store, saga, claimed, answers)
+    return len(claimed)
+
+
+async def _call_partners(
+    partners: PartnerFulfilment, keys: FulfilmentKeysStore, claimed: Sequence[tuple[Order, str]], now: datetime
+) -> list[Fulfilment]:
+    async with keys.transaction() as ktx:
+        signing = await signing_keys(ktx, {order.partner_id for order, _ in claimed}, now)
     # Claiming put every order in doubt (a crash after the call would lose its answer); the answer decides.
     late = Fulfilment("retry", reason="past the fulfilment deadline; not called")
-    answers = await asyncio.gather(
-        *(partners.fulfil(order, url) if order.should_call(now) else _answer(late) for order, url in claimed)
+    return await asyncio.gather(
+        *(
+            partners.fulfil(order, url, signing[order.partner_id]) if order.should_call(now) else _answer(late)
+            for order, url in claimed
+        )
     )
+
+
+async def _record_answers(
+    store: OrdersStore, saga: Saga, claimed: Sequence[tuple[Order, str]], answers: Sequence[Fulfilment]
+) -> None:
     now = datetime.now(UTC)
     async with store.transaction() as tx:
         orders = await tx.lock(order.order_id for order, _ in claimed)
@@ -212,4 +250,3 @@ async def fulfil_due(
                     "partner not reached; will retry", extra={"order_id": str(order.order_id), "why": answer.reason}
                 )
         await saga.carry_out(tx, list(orders.values()))
-    return len(claimed)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from redemption.adapters.orders_store import OrdersStore
+from redemption.domain.orders import voucher_to_show
 
 
 class BadCursorError(ValueError):
@@ -18,7 +19,8 @@ class BadCursorError(ValueError):
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "points": row["unit_points"] * row["quantity"]}
+    voucher_code = voucher_to_show(row["state"], row["voucher_code"])
+    return {**row, "points": row["unit_points"] * row["quantity"], "voucher_code": voucher_code}
 
 
 async def order_view(store: OrdersStore, order_id: uuid.UUID) -> dict[str, Any] | None:
