@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
+from typing import Any
 
+import asyncpg
 import pytest
 
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
@@ -11,12 +14,14 @@ from contracts.topics import PARTNER_PURCHASES
 from tests.support.kafka import read_all
 from tests.support.partner_client import (
     SignedPartnerClient,
+    bearer,
     ops_token,
     purchase_item,
     refund_item,
     register_partner,
 )
-from tests.support.services import http, partners_service, running
+from tests.support.services import http, partners_service, points_service, running
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +77,35 @@ async def test_accepted_purchases_and_refunds_are_published_and_refused_batches_
     assert (refunded.payload.amount.amount_minor, refunded.payload.amount.currency) == (10_000, "CNY")
     assert refunded.payload.customer_ref == "cust-1"
     assert "points" not in refunded.payload.model_dump()
+
+
+async def test_concurrent_identical_purchases_are_one_event_applied_once(infra, topic_prefix, database):
+    partners_dsn, points_dsn = await database("partners"), await database("points")
+    async with (
+        running(partners_service(infra.kafka, partners_dsn, topic_prefix)) as partners,
+        running(points_service(infra.kafka, points_dsn, topic_prefix)) as points,
+        http(partners) as partners_api,
+        http(points) as points_api,
+    ):
+        token = ops_token(partners.settings.jwt_secret)
+        partner = SignedPartnerClient(partners_api, await register_partner(partners_api, token, "skymall"))
+        item = purchase_item("k-1", 12_999, customer_ref="cust-7")
+        answers = await asyncio.gather(*(partner.purchase(item) for _ in range(10)))
+        assert [a.status_code for a in answers] == [202] * 10, [a.text for a in answers]
+        assert len({a.json()["event_id"] for a in answers}) == 1
+        marker = await partner.purchase(purchase_item("k-2", 500, customer_ref="cust-7"))  # after them, one partition
+
+        async def applied(event_id: str) -> dict[str, Any] | None:
+            answer = await points_api.get(f"/v1/events/{event_id}", headers=bearer(token))
+            return answer.json() if answer.status_code == 200 else None
+
+        await eventually(lambda: applied(marker.json()["event_id"]), what="the ledger to reach the marker")
+        purchase = await applied(answers[0].json()["event_id"])
+
+    assert purchase is not None
+    assert [t["amount"] for t in purchase["transfers"]] == [129], "the purchase moved its points once"
+    conn = await asyncpg.connect(points_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 2, "one event per purchase, whatever was resent"
+    finally:
+        await conn.close()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -15,13 +17,18 @@ from fastapi import FastAPI
 
 from contracts.envelope import Event
 from contracts.signing import REPLAY_WINDOW_SECONDS, signed_headers
+from contracts.topics import PARTNER_PURCHASES
+from partners.adapters.intake_store import IntakeStore
 from partners.adapters.store import PartnerStore
 from partners.api import errors, intake
+from partners.api.errors import status_of
 from partners.domain.earn import EarnContract
-from partners.domain.intake import event_id_for
+from partners.domain.idempotency import IntakeEntry, purchase_entry
+from partners.domain.intake import PurchaseReport, event_id_for
 from partners.handlers.authentication import PartnerAuthenticator
-from partners.handlers.intake import EventsUnavailableError
+from partners.handlers.intake import ContendedIntakeError, EventsUnavailableError
 from partners.handlers.registry import register_partner
+from tests.support.kafka import read_all
 from tests.support.partner_client import (
     PartnerCredentials,
     SignedPartnerClient,
@@ -264,16 +271,150 @@ async def test_a_batch_with_one_bad_item_is_refused_whole_naming_each_bad_item(p
     assert shape.json()["detail"][0]["loc"] == ["body", "purchases", 1, "amount_minor"]
 
 
-class BrokerDown:
-    def __init__(self) -> None:
+async def published(partners_api, partner: SignedPartnerClient, expected: int) -> list[Event]:
+    """Every event on the purchases topic, read once a final marker purchase arrived after the others.
+
+    The marker has the customer of the other items, so one partition: a refused item that had been
+    published would arrive before it, and be counted.
+    """
+    marker = await partner.purchase(purchase_item("marker", 100))
+    assert marker.status_code == 202, marker.text
+    topic = partners_api.shell.topic(PARTNER_PURCHASES.name)
+    records = await read_all(partners_api.shell.settings.kafka_bootstrap_servers, topic, expected=expected + 1)
+    events = [PARTNER_PURCHASES.decode(r.value) for r in records]
+    assert str(events[-1].event_id) == marker.json()["event_id"]
+    return events[:-1]
+
+
+def problems(answer: httpx.Response) -> list[tuple[list[object], str]]:
+    return [(p["loc"], p["msg"]) for p in answer.json()["detail"]]
+
+
+async def test_the_same_key_with_another_body_is_refused_with_409_and_not_published(partners_api, partner):
+    first = await partner.purchase(purchase_item("k-1", 10_000))
+    assert first.status_code == 202, first.text
+    corrected = await partner.purchase(purchase_item("k-1", 12_000))
+    assert corrected.status_code == 409, corrected.text
+    [(loc, msg)] = problems(corrected)
+    assert loc == ["body", "idempotency_key"]
+    assert "idempotency_key 'k-1' was already used for another purchase (purchase_id 'order-k-1'" in msg
+    assert "use a new idempotency_key for a new purchase, or resend the original body unchanged" in msg
+    [event] = await published(partners_api, partner, expected=1)
+    assert str(event.event_id) == first.json()["event_id"]
+    assert event.payload.amount.amount_minor == 10_000
+
+
+async def test_the_same_key_with_the_same_fields_written_differently_is_a_retry_of_the_same_event(partner):
+    item = purchase_item("k-1", 25_899, category="electronics", occurred_at="2026-11-20T09:30:00+08:00")
+    first = await partner.purchase(item)
+    assert first.status_code == 202, first.text
+    reordered = dict(reversed(list({**item, "occurred_at": "2026-11-20T01:30:00Z"}.items())))
+    retry = await partner.purchase(reordered)
+    assert retry.status_code == 202, "the same instant, keys in another order: the same purchase"
+    assert retry.json() == first.json()
+    moved = await partner.purchase({**item, "occurred_at": "2026-11-20T09:31:00+08:00"})
+    assert moved.status_code == 409, "another instant is another purchase"
+
+
+async def test_a_purchase_id_under_a_new_key_is_refused_naming_the_first_key(partners_api, partner):
+    first = await partner.purchase(purchase_item("k-1", 10_000, purchase_id="order-7"))
+    assert first.status_code == 202, first.text
+    again = await partner.purchase(purchase_item("k-2", 10_000, purchase_id="order-7"))
+    assert again.status_code == 409, again.text
+    [(loc, msg)] = problems(again)
+    assert loc == ["body", "purchase_id"]
+    assert "purchase_id 'order-7' was already accepted under idempotency_key 'k-1'" in msg
+    assert "resend its original body with idempotency_key 'k-1'" in msg
+    [event] = await published(partners_api, partner, expected=1)
+    assert str(event.event_id) == first.json()["event_id"]
+
+
+async def test_refunds_refuse_a_reused_key_or_refund_id_and_accept_a_retry(partners_api, partner):
+    first = await partner.refund(refund_item("r-1", "order-1", 500))
+    assert first.status_code == 202, first.text
+    retry = await partner.refund(refund_item("r-1", "order-1", 500))
+    assert retry.json() == first.json()
+    other_amount = await partner.refund(refund_item("r-1", "order-1", 700))
+    assert other_amount.status_code == 409
+    assert problems(other_amount)[0][0] == ["body", "idempotency_key"]
+    assert "already used for another refund (refund_id 'refund-r-1'" in problems(other_amount)[0][1]
+    new_key = await partner.refund(refund_item("r-2", "order-1", 500, refund_id="refund-r-1"))
+    assert new_key.status_code == 409
+    assert problems(new_key) == [
+        (
+            ["body", "refund_id"],
+            "refund_id 'refund-r-1' was already accepted under idempotency_key 'r-1'; to retry that refund, resend "
+            "its original body with idempotency_key 'r-1'; a new refund needs its own refund_id",
+        )
+    ]
+    second_part = await partner.refund(refund_item("r-2", "order-1", 300))
+    assert second_part.status_code == 202, "another refund of the same purchase has its own refund_id"
+    batch = await partner.refunds_batch([refund_item("r-3", "order-1", 100), refund_item("r-1", "order-1", 900)])
+    assert batch.status_code == 409
+    assert [loc for loc, _ in problems(batch)] == [["body", "refunds", 1, "idempotency_key"]]
+    events = await published(partners_api, partner, expected=3)
+    assert [str(e.event_id) for e in events] == [first.json()["event_id"]] * 2 + [second_part.json()["event_id"]]
+
+
+async def test_a_batch_with_one_conflicting_item_is_refused_whole_listing_it(partners_api, partner):
+    accepted = await partner.purchases_batch([purchase_item("k-1", 1_000), purchase_item("k-2", 2_000)])
+    assert accepted.status_code == 202, accepted.text
+    items = [
+        purchase_item("k-3", 3_000),
+        purchase_item("k-1", 1_000),  # an exact repeat: fine
+        purchase_item("k-4", 4_000, purchase_id="order-k-2"),
+        purchase_item("k-2", 2_000, purchase_id="order-k-5"),
+    ]
+    refused = await partner.purchases_batch(items)
+    assert refused.status_code == 409, refused.text
+    detail = refused.json()["detail"]
+    assert [(p["loc"], p["type"]) for p in detail] == [
+        (["body", "purchases", 2, "purchase_id"], "ExternalIdReusedError"),
+        (["body", "purchases", 3, "idempotency_key"], "KeyReusedError"),
+    ]
+    assert "under idempotency_key 'k-2'" in detail[0]["msg"]
+    events = await published(partners_api, partner, expected=2)
+    assert [e.payload.purchase_id for e in events] == ["order-k-1", "order-k-2"], "nothing of the refused batch"
+
+    fixed = await partner.purchases_batch([items[0], items[1]])
+    assert fixed.status_code == 202, "the new item and the repeat are accepted once the conflicts are gone"
+    assert fixed.json()["accepted"][1] == accepted.json()["accepted"][0]
+
+
+async def test_one_purchase_twice_in_a_batch_under_two_keys_is_refused(partner):
+    answer = await partner.purchases_batch([purchase_item("k-1"), purchase_item("k-2", purchase_id="order-k-1")])
+    assert answer.status_code == 422
+    [(loc, msg)] = problems(answer)
+    assert loc == ["body", "purchases", 1, "purchase_id"]
+    assert "purchase_id 'order-k-1' is already used by item 0 of this batch" in msg
+
+
+async def test_concurrent_requests_with_one_key_and_different_bodies_accept_exactly_one(partners_api, partner):
+    answers = await asyncio.gather(*(partner.purchase(purchase_item("k-1", 1_000 + i)) for i in range(10)))
+    assert sorted(a.status_code for a in answers) == [202] + [409] * 9
+    [winner] = [a for a in answers if a.status_code == 202]
+    [event] = await published(partners_api, partner, expected=1)
+    assert str(event.event_id) == winner.json()["event_id"]
+
+
+class FlakyBroker:
+    """Refuses the first `failures` publishes (the broker did not confirm), then keeps what it is given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
         self.calls = 0
+        self.events: list[Event] = []
 
     async def publish(self, keyed_events: Sequence[tuple[str, Event]]) -> None:
         self.calls += 1
-        raise EventsUnavailableError("broker unreachable")
+        if self.calls <= self.failures:
+            raise EventsUnavailableError("broker unreachable")
+        self.events.extend(event for _, event in keyed_events)
 
 
-async def test_nothing_is_acknowledged_when_the_broker_did_not_confirm(database):
+@asynccontextmanager
+async def intake_with(database, broker: FlakyBroker) -> AsyncIterator[tuple[SignedPartnerClient, asyncpg.Pool]]:
+    """Intake alone, on its own database, publishing to `broker`."""
     pool = await asyncpg.create_pool(await database("partners"), min_size=1, max_size=2)
     try:
         store = PartnerStore(lambda: pool)
@@ -282,18 +423,74 @@ async def test_nothing_is_acknowledged_when_the_broker_did_not_confirm(database)
         credentials = await register_partner(store, master, "skymall", "Sky Mall", terms)
         clock = lambda: datetime.now(UTC)  # noqa: E731
         app = FastAPI()
-        broker = BrokerDown()
-        app.include_router(intake.router(broker, store, PartnerAuthenticator(store, store, master, clock), clock))
+        log = IntakeStore(lambda: pool)
+        app.include_router(intake.router(broker, store, log, PartnerAuthenticator(store, store, master, clock), clock))
         errors.install(app)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://partners") as client:
-            partner = SignedPartnerClient(client, PartnerCredentials(**vars(credentials)))
-            answer = await partner.purchase(purchase_item("k-1"))
-            batch = await partner.purchases_batch([purchase_item("k-2")])
+            yield SignedPartnerClient(client, PartnerCredentials(**vars(credentials))), pool
     finally:
         await pool.close()
+
+
+async def test_nothing_is_acknowledged_when_the_broker_did_not_confirm(database):
+    broker = FlakyBroker(failures=2)
+    async with intake_with(database, broker) as (partner, _):
+        answer = await partner.purchase(purchase_item("k-1"))
+        batch = await partner.purchases_batch([purchase_item("k-2")])
     assert answer.status_code == batch.status_code == 503
     assert "retry with the same idempotency_key" in answer.json()["detail"]
     assert "unreachable" not in answer.text, "the broker's details are for our logs, not for partners"
     assert answer.headers["retry-after"] == "1"
     assert broker.calls == 2
+
+
+async def test_what_the_broker_did_not_confirm_is_not_recorded_and_its_retry_is_accepted(database):
+    broker = FlakyBroker(failures=2)
+    async with intake_with(database, broker) as (partner, pool):
+        assert (await partner.purchase(purchase_item("k-1", 1_000))).status_code == 503
+        assert (await partner.refunds_batch([refund_item("r-1", "order-k-1")])).status_code == 503
+        assert await pool.fetchval("SELECT count(*) FROM intake_requests") == 0
+        retry = await partner.purchase(purchase_item("k-1", 1_200))
+        assert retry.status_code == 202, "nothing was recorded, so even a corrected body is the first of its key"
+        assert retry.json()["event_id"] == str(event_id_for("purchase", "skymall", "k-1"))
+        assert (await partner.refunds_batch([refund_item("r-1", "order-k-1")])).status_code == 202
+        assert (await partner.purchase(purchase_item("k-1", 1_000))).status_code == 409, "recorded once confirmed"
+    assert [e.payload.amount.amount_minor for e in broker.events] == [1_200, 1_000]
+
+
+async def test_requests_that_reuse_each_others_keys_at_the_same_moment_are_told_to_retry(database):
+    """Each holds a row the other needs: PostgreSQL stops one (a deadlock), which answers 503 and rolls back."""
+    pool = await asyncpg.create_pool(await database("partners"), min_size=2, max_size=2)
+    log = IntakeStore(lambda: pool)
+
+    def entry(key: str, purchase_id: str) -> IntakeEntry:
+        report = PurchaseReport(key, "cust-1", purchase_id, 100, "CNY", None, datetime.now(UTC))
+        return purchase_entry("skymall", report)
+
+    async def claim_both(first: IntakeEntry, then: IntakeEntry, holding: asyncio.Event, other: asyncio.Event) -> str:
+        try:
+            async with log.recording("skymall", "purchase") as claims:
+                await claims.claim([first])
+                holding.set()
+                await other.wait()
+                await claims.claim([then])
+            return "committed"
+        except ContendedIntakeError as error:
+            return error.message
+
+    try:
+        a, b = asyncio.Event(), asyncio.Event()
+        outcomes = await asyncio.gather(
+            claim_both(entry("k-1", "p-1"), entry("k-2", "p-2"), a, b),
+            claim_both(entry("k-3", "p-2"), entry("k-4", "p-1"), b, a),
+        )
+        assert len([o for o in outcomes if o == "committed"]) == 1
+        [stopped] = [o for o in outcomes if o != "committed"]
+        assert "was being recorded at the same moment" in stopped
+        assert "retry it unchanged" in stopped
+        rows = await pool.fetch("SELECT idempotency_key FROM intake_requests ORDER BY idempotency_key")
+    finally:
+        await pool.close()
+    assert len(rows) == 2, "the stopped request recorded nothing"
+    assert status_of(ContendedIntakeError()) == 503

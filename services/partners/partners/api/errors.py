@@ -11,6 +11,7 @@ from partners.adapters.ledger_offsets import BrokerUnavailableError
 from partners.domain.credentials import AuthenticationError, ForeignPartnerError, ReplayedRequestError
 from partners.domain.earn import BackdatedContractError
 from partners.domain.errors import PartnersError
+from partners.domain.idempotency import IntakeConflictError
 from partners.domain.intake import BatchRefusedError
 from partners.domain.registry import (
     ContractVersionExistsError,
@@ -20,7 +21,7 @@ from partners.domain.registry import (
     UnknownPartnerError,
 )
 from partners.domain.settlement import InvalidPeriodError, LedgerBehindError, PeriodNotEndedError, UnpricedPointsError
-from partners.handlers.intake import EventsUnavailableError
+from partners.handlers.intake import ContendedIntakeError, EventsUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ STATUS: dict[type[PartnersError], int] = {
     BackdatedContractError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     InvalidContractError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     BatchRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    IntakeConflictError: status.HTTP_409_CONFLICT,
     EventsUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ContendedIntakeError: status.HTTP_503_SERVICE_UNAVAILABLE,
     RequestTooLargeError: status.HTTP_413_CONTENT_TOO_LARGE,
     MalformedBodyError: status.HTTP_400_BAD_REQUEST,
     InvalidPeriodError: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -69,7 +72,7 @@ def status_of(error: PartnersError) -> int:
 
 
 def refused_items(error: BatchRefusedError, items_field: str | None) -> list[dict[str, Any]]:
-    """In FastAPI's validation format, so a partner reads every 422 the same way."""
+    """In FastAPI's validation format, so a partner reads every refused item (422 or 409) the same way."""
     return [
         {
             "loc": ["body", *([items_field, index] if items_field else []), problem.field],
@@ -86,7 +89,7 @@ async def _answer(_request: Request, error: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if code == status.HTTP_401_UNAUTHORIZED:
         headers["WWW-Authenticate"] = SIGNATURE_CHALLENGE
-    if isinstance(error, EventsUnavailableError):
+    if isinstance(error, EventsUnavailableError | ContendedIntakeError):
         headers["Retry-After"] = "1"
     detail: Any = error.message
     if isinstance(error, BatchRefusedError):

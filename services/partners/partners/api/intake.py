@@ -11,16 +11,31 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 
 from contracts.ids import Category, ExternalRef
 from contracts.money import Currency
-from partners.api.errors import MalformedBodyError, refused_items
+from partners.api.errors import MalformedBodyError, refused_items, status_of
 from partners.api.signed import SignedCall, signed_partner
 from partners.domain.intake import BatchRefusedError, PurchaseReport, RefundReport
 from partners.handlers.authentication import PartnerAuthenticator
-from partners.handlers.intake import ContractLookup, EventPublisher, Recorded, record_purchases, record_refunds
+from partners.handlers.intake import (
+    ContractLookup,
+    EventPublisher,
+    IntakeLog,
+    Recorded,
+    record_purchases,
+    record_refunds,
+)
 
 MAX_BATCH = 1000
 Model = TypeVar("Model", bound=BaseModel)
 
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, description="Same key, same event: retry safely.")]
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        description="Names this purchase or refund for good: resend the same body under it to retry safely; "
+        "a new purchase or refund needs a new key.",
+    ),
+]
 AmountMinor = Annotated[
     int, Field(strict=True, gt=0, le=10**13, description="Amount in minor units of `currency`, an integer.")
 ]
@@ -131,16 +146,20 @@ SIGNED_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not JSON."},
     401: {"description": "Missing, unknown, revoked or wrong signature, or a timestamp outside the window."},
     403: {"description": "The key belongs to another partner."},
-    409: {"description": "This signature was already used (replayed request)."},
+    409: {
+        "description": "This signature was already used (replayed request), or an idempotency_key, purchase_id or "
+        "refund_id was already accepted with another body or key; in a batch, nothing was accepted."
+    },
     413: {"description": "The body is larger than 1 MiB."},
     422: {"description": "Refused with the reason; in a batch, nothing was accepted."},
-    503: {"description": "Not accepted; retry with the same idempotency keys."},
+    503: {"description": "Not accepted; retry with the same idempotency keys and bodies."},
 }
 
 
 def router(
     publisher: EventPublisher,
     contracts: ContractLookup,
+    log: IntakeLog,
     authenticator: PartnerAuthenticator,
     clock: Callable[[], datetime],
 ) -> APIRouter:
@@ -150,16 +169,16 @@ def router(
     async def purchases(call: SignedCall, items: list[PurchaseIn], items_field: str | None) -> list[Recorded]:
         reports = [item.report() for item in items]
         try:
-            return await record_purchases(publisher, contracts, call.partner_id, reports, clock())
+            return await record_purchases(publisher, contracts, log, call.partner_id, reports, clock())
         except BatchRefusedError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused_items(error, items_field)) from error
+            raise HTTPException(status_of(error), refused_items(error, items_field)) from error
 
     async def refunds(call: SignedCall, items: list[RefundIn], items_field: str | None) -> list[Recorded]:
         reports = [item.report() for item in items]
         try:
-            return await record_refunds(publisher, contracts, call.partner_id, reports, clock())
+            return await record_refunds(publisher, contracts, log, call.partner_id, reports, clock())
         except BatchRefusedError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused_items(error, items_field)) from error
+            raise HTTPException(status_of(error), refused_items(error, items_field)) from error
 
     @api.post(
         "/purchases",

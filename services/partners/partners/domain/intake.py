@@ -13,6 +13,9 @@ from partners.domain.errors import PartnersError, ReportRefusedError
 
 Kind = Literal["purchase", "refund"]
 
+EXTERNAL_ID: dict[Kind, str] = {"purchase": "purchase_id", "refund": "refund_id"}
+"""The field that names a purchase or a refund in the partner's own systems (once, under one key)."""
+
 # Fixed forever: changing one would give a retried request a new event id. Each kind has its own
 # namespace, so a purchase and a refund with the same idempotency key are different events, and the
 # purchase ids published before refunds existed stay what they were.
@@ -95,6 +98,15 @@ class DuplicateKeyError(ReportRefusedError):
         )
 
 
+class DuplicateIdError(ReportRefusedError):
+    def __init__(self, kind: Kind, external_id: str, first_index: int) -> None:
+        self.field = EXTERNAL_ID[kind]
+        super().__init__(
+            f"{self.field} {external_id!r} is already used by item {first_index} of this batch; report each {kind} "
+            f"once, under one idempotency_key"
+        )
+
+
 class BatchRefusedError(PartnersError):
     """At least one report was refused, so none was accepted; `problems` lists each with its index."""
 
@@ -126,7 +138,7 @@ def price_purchases(
             priced.append(_price(contracts, report, now))
         except ReportRefusedError as error:
             problems.append((index, error))
-    problems.extend(_duplicate_keys([r.idempotency_key for r in reports]))
+    problems.extend(_duplicates("purchase", [(r.idempotency_key, r.purchase_id) for r in reports]))
     if problems:
         raise BatchRefusedError(sorted(problems, key=lambda p: p[0]))
     return priced
@@ -145,7 +157,7 @@ def check_refunds(contracts: Sequence[EarnContract], reports: Sequence[RefundRep
             problems.append((index, DatedInFutureError(report.occurred_at, now)))
         elif report.currency not in currencies:
             problems.append((index, CurrencyMismatchError(report.currency, currencies, _utc_day(report.occurred_at))))
-    problems.extend(_duplicate_keys([r.idempotency_key for r in reports]))
+    problems.extend(_duplicates("refund", [(r.idempotency_key, r.refund_id) for r in reports]))
     if problems:
         raise BatchRefusedError(sorted(problems, key=lambda p: p[0]))
 
@@ -167,12 +179,16 @@ def _utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def _duplicate_keys(keys: Sequence[str]) -> list[tuple[int, ReportRefusedError]]:
-    first_seen: dict[str, int] = {}
+def _duplicates(kind: Kind, keys_and_ids: Sequence[tuple[str, str]]) -> list[tuple[int, ReportRefusedError]]:
+    """Items of one batch that repeat an earlier item's key or its purchase (refund) id; the key is named first."""
+    first_key: dict[str, int] = {}
+    first_id: dict[str, int] = {}
     problems: list[tuple[int, ReportRefusedError]] = []
-    for index, key in enumerate(keys):
-        if key in first_seen:
-            problems.append((index, DuplicateKeyError(key, first_seen[key])))
-        else:
-            first_seen[key] = index
+    for index, (key, external_id) in enumerate(keys_and_ids):
+        if key in first_key:
+            problems.append((index, DuplicateKeyError(key, first_key[key])))
+        elif external_id in first_id:
+            problems.append((index, DuplicateIdError(kind, external_id, first_id[external_id])))
+        first_key.setdefault(key, index)
+        first_id.setdefault(external_id, index)
     return problems
