@@ -24,8 +24,9 @@ from contracts.events.holds import (
     ReleaseHold,
 )
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
+from contracts.events.links import LinkCodeIssued
 from contracts.events.offers import OfferPublished, OfferWithdrawn
-from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPlaced
+from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPaymentFailed, OrderPlaced
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
 
 
@@ -108,9 +109,16 @@ HOLD_RESULTS = Topic(
 )
 REDEMPTION_ORDERS = Topic(
     name="loyalty.redemption-orders.v1",
-    events=(OrderPlaced, OrderFulfilled, OrderCancelled),
+    events=(OrderPlaced, OrderFulfilled, OrderCancelled, OrderPaymentFailed),
     key="member id",
     description="Each step of a redemption order.",
+)
+
+LINK_CODES = Topic(
+    name="loyalty.link-codes.v1",
+    events=(LinkCodeIssued,),
+    key="the identifier: '<partner_id>:<customer_ref>', or the card token",
+    description="One-time link codes (their hashes) that an identifier's owner issued, for the points service.",
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -122,4 +130,5 @@ ALL_TOPICS: tuple[Topic, ...] = (
     HOLD_COMMANDS,
     HOLD_RESULTS,
     REDEMPTION_ORDERS,
+    LINK_CODES,
 )

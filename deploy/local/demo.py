@@ -81,10 +81,48 @@ def onboard(client: httpx.Client, partner_id: str) -> Partner:
     return Partner(client, partner_id, credentials["key_id"], credentials["secret"])
 
 
+def link_identifiers(
+    client: httpx.Client, me: dict[str, str], mall: Partner, air: Partner, run: str, card: str
+) -> None:
+    """Each identifier's owner issues a one-time code (the partners, signed; the card system, as ops); Ada uses it."""
+    without = client.post(f"{POINTS}/v1/members/me/identifiers", headers=me,
+                          json={"kind": "partner", "partner_id": "skymall", "customer_ref": f"ada-{run}"})  # fmt: skip
+    print(f"    without a code: {without.status_code} {without.json()['reason']}")
+    codes = []
+    for partner, ref in ((mall, f"ada-{run}"), (air, f"FF{run}")):
+        issued = partner.post("/link-codes", {"customer_ref": ref})
+        if issued.status_code != 201:
+            fail(issued, f"{partner.partner_id} issuing a link code")
+        codes.append(({"kind": "partner", "partner_id": partner.partner_id, "customer_ref": ref}, issued.json()))
+    issued = client.post(f"{POINTS}/v1/ops/link-codes", json={"kind": "card", "card_token": card}, headers=OPS)
+    if issued.status_code != 201:
+        fail(issued, "the card system issuing a link code")
+    codes.append(({"kind": "card", "card_token": card}, issued.json()))
+    for identifier, code in codes:
+        print(f"    link code {code['link_code']} for {identifier.get('customer_ref') or card}")
+        deadline = time.monotonic() + 15
+        while True:  # a partner's code reaches points through Kafka: a moment after it was issued
+            body = {**identifier, "link_code": code["link_code"]}
+            linked = client.post(f"{POINTS}/v1/members/me/identifiers", json=body, headers=me)
+            if linked.status_code != 409 or linked.json().get("reason") != "link_code_not_known_yet":
+                break
+            if time.monotonic() > deadline:
+                fail(linked, "linking with a code")
+            time.sleep(0.2)
+        if linked.status_code not in (200, 201):
+            fail(linked, "linking an identifier")
+
+
+def transfers_of(items: list[Any]) -> list[Any]:
+    """History entries that moved points (the history also shows identifiers linked and unlinked)."""
+    return [item for item in items if item.get("kind", "transfer") == "transfer"]
+
+
 def wait_for(client: httpx.Client, member_headers: dict[str, str], entries: int, timeout: float = 30) -> list[Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        items: list[Any] = client.get(f"{POINTS}/v1/members/me/history", headers=member_headers).json()["items"]
+        found = client.get(f"{POINTS}/v1/members/me/history", headers=member_headers).json()["items"]
+        items = transfers_of(found)
         if len(items) >= entries:
             return items
         time.sleep(0.1)
@@ -94,6 +132,10 @@ def wait_for(client: httpx.Client, member_headers: dict[str, str], entries: int,
 def redeem_at_another_partner(client: httpx.Client, me: dict[str, str], posted: int) -> None:
     step("SkyCafe, where Ada never earned a point, publishes a voucher offer (signed)")
     cafe = onboard(client, "skycafe")
+    key = client.post(f"{REDEMPTION}/v1/ops/fulfilment-keys/skycafe", json={"grace_seconds": 0}, headers=OPS)
+    if key.status_code != 201:
+        fail(key, "issuing SkyCafe's fulfilment key")
+    print(f"    SkyCafe's own key for the programme's fulfilment calls: {key.json()['key_id']} (its secret shown once)")
     until = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1).isoformat()
     offer = {"kind": "voucher", "title": "Coffee for a year", "description": "52 coffee vouchers",
              "category": "food", "price_points": 5_000, "stock": 100,
@@ -149,10 +191,11 @@ def targeted_activity(client: httpx.Client, mall: Partner, air: Partner, run: st
     cohort = []
     for i in range(24):
         member = client.post(f"{POINTS}/v1/members", json={"display_name": f"flyer {i}"}, headers=OPS).json()
-        headers = {"Authorization": f"Bearer {AUTHORITY.issue(member['member_id'], Role.MEMBER)}"}
         for partner, ref in (("skyair", f"F{run}{i}"), ("skymall", f"m{run}{i}")):
             link = {"kind": "partner", "partner_id": partner, "customer_ref": ref}
-            client.post(f"{POINTS}/v1/members/{member['member_id']}/identifiers", json=link, headers=headers)
+            linked = client.post(f"{POINTS}/v1/members/{member['member_id']}/identifiers", json=link, headers=OPS)
+            if linked.status_code not in (200, 201):
+                fail(linked, "ops linking a cohort member")
         cohort.append(i)
     now = datetime.now(UTC).isoformat()
     flights = [
@@ -203,6 +246,61 @@ def targeted_activity(client: httpx.Client, mall: Partner, air: Partner, run: st
         lift_text = f"{Decimal(lift) / 100:,.2f} {currency} per member" if lift is not None else "n/a"
         print(f"    spend per targeted member vs holdout: lift {lift_text}")
     print(f"    CSV: {report_url}.csv")
+    refund_a_bonus(client, mall, shopping, report_url)
+
+
+def refund_a_bonus(client: httpx.Client, mall: Partner, shopping: list[dict[str, Any]], report_url: str) -> None:
+    step("Every shopper returns half of the order: the bonus goes back to the activity's budget in proportion")
+    refunds = [
+        {"idempotency_key": f"{s['idempotency_key']}-r", "customer_ref": s["customer_ref"],
+         "refund_id": f"{s['purchase_id']}-R", "purchase_id": s["purchase_id"], "amount_minor": s["amount_minor"] // 2,
+         "currency": "CNY", "occurred_at": datetime.now(UTC).isoformat()}
+        for s in shopping
+    ]  # fmt: skip
+    answer = mall.post("/refunds/batch", {"refunds": refunds})
+    if answer.status_code != 202:
+        fail(answer, "the refunds")
+    wait_applied(client, [a["event_id"] for a in answer.json()["accepted"]])
+    report = client.get(report_url, headers=OPS).json()
+    print(f"    granted {report['points_granted']:,}, taken back {report['points_reversed']:,},"
+          f" net {report['points_net']:,}; budget left {report['budget_left']:,}")  # fmt: skip
+
+
+def poison_message(client: httpx.Client, card: str, run: str) -> None:
+    step("The card system sends a garbled message among Ada's payments: it is set aside, the rest goes on")
+    good = list(CardFeed([card], seed=int(run, 16) + 1).events(1))
+    garbled = b'{"type": "CardPurchasePosted", "payload": {"card_token": "' + card.encode() + b'"}}'
+    asyncio.run(publish_raw(CARD_TRANSACTIONS.name, card.encode(), [garbled]))
+    asyncio.run(publish(KAFKA, CARD_TRANSACTIONS.name, good))
+    wait_applied(client, [str(good[0].event_id)])
+    print(f"    the payment after it was applied: {good[0].payload.merchant_name}")  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 15
+    while True:
+        params = {"topic": CARD_TRANSACTIONS.name, "limit": 20}
+        items = client.get(f"{POINTS}/v1/ops/dead-letters", params=params, headers=OPS).json()["items"]
+        found = [d for d in items if d["key"] == card]  # this run's card token
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if not found:
+        raise SystemExit("the garbled message did not reach the dead letters; see .local/logs/points.log")
+    letter = found[0]
+    print(f"    dead letter {letter['id']} at {letter['topic']} {letter['partition']}:{letter['offset']}")
+    print(f"    reason: {letter['error_class']}: {letter['reason'][:90]}")
+    print(f"    ops: make dlq   (list)   make dlq SHOW={letter['id']}   make dlq REPLAY={letter['id']} (after a fix)")
+
+
+async def publish_raw(topic: str, key: bytes, values: list[bytes]) -> None:
+    """Bytes as a careless producer sends them."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
 
 
 def settlement(client: httpx.Client) -> None:
@@ -244,21 +342,14 @@ def main() -> int:
         print(f"    skymall: 1 point per CNY, 2 on electronics   key {mall.key_id}")
         print(f"    skyair:  3 points per CNY                     key {air.key_id}")
 
-        step("Ops register a member, Ada; she links her shop accounts and her card")
+        step("Ops register a member, Ada; she links her shop accounts and her card with one-time link codes")
         answer = client.post(f"{POINTS}/v1/members", json={"display_name": "Ada"}, headers=OPS)
         if answer.status_code != 201:
             fail(answer, "registering Ada")
         ada = answer.json()["member_id"]
         me = {"Authorization": f"Bearer {AUTHORITY.issue(ada, Role.MEMBER)}"}
         card = f"tok_ada{run}demo"
-        for identifier in (
-            {"kind": "partner", "partner_id": "skymall", "customer_ref": f"ada-{run}"},
-            {"kind": "partner", "partner_id": "skyair", "customer_ref": f"FF{run}"},
-            {"kind": "card", "card_token": card},
-        ):
-            linked = client.post(f"{POINTS}/v1/members/{ada}/identifiers", json=identifier, headers=me)
-            if linked.status_code != 201:
-                fail(linked, "linking an identifier")
+        link_identifiers(client, me, mall, air, run, card)
         print(f"    member {ada}: skymall ada-{run}, skyair FF{run}, card {card}")
 
         step("SkyMall posts a signed purchase: a phone, 3,999.00 CNY (electronics)")
@@ -268,6 +359,14 @@ def main() -> int:
         if answer.status_code != 202:
             fail(answer, "the SkyMall purchase")
         print(f"    202 Accepted once Kafka confirmed: {answer.json()['points']} points")
+        time.sleep(1.0)  # a retry is signed anew (each signature is accepted once), so a second later
+        retried = mall.post("/purchases", phone)
+        same = retried.json().get("event_id") == answer.json()["event_id"]
+        print(f"    the same request again (a retry): {retried.status_code}, {'the same' if same else 'another'} event")
+        changed = mall.post("/purchases", {**phone, "amount_minor": 299_900})
+        print(
+            f"    the same key with another amount: {changed.status_code} {changed.json()['detail'][0]['msg'][:70]}..."
+        )
 
         step("SkyAir posts a batch of two flights, 1,280.00 and 860.50 CNY")
         flights = [
@@ -313,11 +412,13 @@ def main() -> int:
         print(f"    {len(lots)} lots; the first expires {lots[0]['expires_at'][:10]}")
 
         redeem_at_another_partner(client, me, balance["posted"])
+        poison_message(client, card, run)
         targeted_activity(client, mall, air, run)
         settlement(client)
 
     step("Where to look next")
     print("    make verify     check every ledger invariant on this database")
+    print("    make dlq        dead letters of every service: list, show, replay after a fix")
     print(f"    API docs:       {PARTNERS}/docs  {POINTS}/docs  http://127.0.0.1:8103/docs")
     print("    logs:           .local/logs/*.log (JSON lines with trace ids)")
     print("    stop it all:    make down")

@@ -125,6 +125,7 @@ async def run_burst_with_fault(
 ) -> Burst:
     burst = await burst_for(fleet, partner_id)
     sending = asyncio.create_task(burst.send_all(deadline=time.monotonic() + 240))
+
     async def a_third_accepted() -> bool:
         return len(burst.accepted) >= PURCHASES // 3
 

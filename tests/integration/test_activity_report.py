@@ -126,6 +126,8 @@ async def test_the_report_gives_reach_response_budget_and_incremental_spend_agai
         "response_rate": "0.6667",
         "members_granted": 3,
         "points_granted": 1_200,
+        "points_reversed": 0,
+        "points_net": 1_200,
         "budget_points": 10_000,
         "budget_left": 8_800,
         "spend": [CNY, USD],
@@ -153,6 +155,8 @@ async def test_the_report_gives_reach_response_budget_and_incremental_spend_agai
         "response_rate": "0.6667",
         "members_granted": "3",
         "points_granted": "1200",
+        "points_reversed": "0",
+        "points_net": "1200",
         "budget_points": "10000",
         "budget_left": "8800",
     }

@@ -147,6 +147,10 @@ class SignedPartnerClient:
     async def refunds_batch(self, items: Sequence[Mapping[str, object]]) -> httpx.Response:
         return await self.post("/refunds/batch", {"refunds": list(items)})
 
+    async def link_code(self, customer_ref: str) -> httpx.Response:
+        """Issue a one-time link code for one of the partner's customers."""
+        return await self.post("/link-codes", {"customer_ref": customer_ref})
+
     async def contracts(self) -> httpx.Response:
         return await self.send("GET", "/contracts")
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -33,8 +34,15 @@ def points_service(
 
 
 def partners_service(
-    kafka: str, dsn: str, prefix: str, *, provider: trace.TracerProvider | None = None, group: str | None = None
+    kafka: str,
+    dsn: str,
+    prefix: str,
+    *,
+    provider: trace.TracerProvider | None = None,
+    group: str | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> ServiceShell:
+    """`clock` stands in for the service's clock (signatures' freshness, expiry of what it issues)."""
     settings = partners.settings.Settings(
         environment="test",
         database_url=dsn,
@@ -42,7 +50,7 @@ def partners_service(
         kafka_topic_prefix=prefix,
         consumer_group=group or f"partners-{uuid.uuid4().hex[:8]}",
     )
-    return partners.app.build(settings, tracer_provider=provider)
+    return partners.app.build(settings, tracer_provider=provider, clock=clock or partners.app.utc_now)
 
 
 def redemption_service(

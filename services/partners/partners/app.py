@@ -8,20 +8,24 @@ from pathlib import Path
 from fastapi import FastAPI
 from opentelemetry import trace
 
+from contracts.events.links import LinkCodeIssued
 from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
-from contracts.topics import OFFERS, PARTNER_PURCHASES
+from contracts.topics import LINK_CODES, OFFERS, PARTNER_PURCHASES
 from loyalty_runtime.auth import TokenAuthority
 from loyalty_runtime.service import ServiceShell
 from partners import consumers
 from partners.adapters.cache import CachingRegistry
 from partners.adapters.events import KafkaEventPublisher
+from partners.adapters.intake_store import IntakeStore
 from partners.adapters.ledger_offsets import KafkaTopicEnds
 from partners.adapters.offers_store import OfferStore
+from partners.adapters.outbox import OutboxWriter
 from partners.adapters.settlement_store import SettlementStore
 from partners.adapters.store import PartnerStore
-from partners.api import errors, intake, offers, registry, statements
+from partners.api import errors, intake, link_codes, offers, registry, statements
 from partners.handlers.authentication import Clock, PartnerAuthenticator, forget_expired_signatures
+from partners.handlers.link_codes import LinkCodeEvents
 from partners.handlers.offers import OfferEvents
 from partners.settings import Settings
 
@@ -59,6 +63,12 @@ def build(
         description=OFFERS.description,
         schema=OfferPublished | OfferWithdrawn,
     )
+    shell.broker.publisher(  # declared for the AsyncAPI document; the outbox relay sends
+        shell.topic(LINK_CODES.name),
+        title="link codes",
+        description=LINK_CODES.description,
+        schema=LinkCodeIssued,
+    )
 
     store = PartnerStore(lambda: shell.pool)
     cached = CachingRegistry(store, ttl=settings.credential_cache_seconds)
@@ -73,9 +83,19 @@ def build(
         tracer_provider=shell.provider,
     )
     shell.add_background("intake producer", partner_events.run)
-    shell.app.include_router(intake.router(partner_events, cached, authenticator, clock))
+    intake_log = IntakeStore(lambda: shell.pool)
+    shell.app.include_router(intake.router(partner_events, cached, intake_log, authenticator, clock))
     offer_store, offer_writer = OfferStore(lambda: shell.pool), OfferEvents(settings.kafka_topic_prefix)
     shell.app.include_router(offers.router(offer_store, offer_writer, authenticator, tokens, clock))
+    shell.app.include_router(
+        link_codes.router(
+            OutboxWriter(lambda: shell.pool),
+            LinkCodeEvents(settings.kafka_topic_prefix),
+            authenticator,
+            clock,
+            settings.link_code_ttl,
+        )
+    )
     settlement = SettlementStore(lambda: shell.pool)
     transfers = consumers.register(shell, settings, settlement)
     ends = KafkaTopicEnds(settings.kafka_bootstrap_servers, transfers.name)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, model_validator
 
 from loyalty_runtime.settings import ServiceSettings, refuse_placeholder_secret
@@ -23,6 +25,9 @@ class Settings(ServiceSettings):
     consumer_group: str = Field(
         default="partners", min_length=1, description="Kafka consumer group of the ledger-transfers consumer."
     )
+    link_code_ttl_seconds: int = Field(
+        default=900, ge=60, le=86_400, description="How long a link code issued to a partner's customer works."
+    )
     settlement_margin_seconds: float = Field(
         default=300.0,
         ge=0,
@@ -30,6 +35,10 @@ class Settings(ServiceSettings):
         description="How long after a month's end transfers posted before it may still arrive (longer than any "
         "ledger transaction plus clock skew); a month is finalised only after it.",
     )
+
+    @property
+    def link_code_ttl(self) -> timedelta:
+        return timedelta(seconds=self.link_code_ttl_seconds)
 
     @model_validator(mode="after")
     def _refuse_local_partner_key_secret_in_production(self) -> Settings:

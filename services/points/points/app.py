@@ -28,7 +28,7 @@ from points.handlers.expiry import ExpiryOutcome, run_expiry
 from points.handlers.gifts import GiftIdReusedError, GiftRefusedError
 from points.handlers.holds import expire_holds
 from points.handlers.ledger_events import LedgerEventWriter
-from points.handlers.members import IdentifierTakenError, MemberNotFoundError
+from points.handlers.members import IdentifierNotLinkedError, IdentifierTakenError, MemberNotFoundError
 from points.handlers.queries import BadCursorError
 from points.settings import Settings
 
@@ -98,8 +98,11 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
 
     authority = TokenAuthority(settings.jwt_secret)
     authenticate = principal_dependency(lambda: authority)
-    shell.app.include_router(members.router(store, writer, authenticate, settings.gift_daily_limit))
-    shell.app.include_router(ops.router(store, expire_now, authenticate))
+    shell.app.include_router(
+        members.router(store, writer, authenticate, settings.gift_daily_limit, settings.link_code_max_wrong_attempts)
+    )
+    members.install(shell.app)
+    shell.app.include_router(ops.router(store, expire_now, authenticate, settings.link_code_ttl))
     shell.app.include_router(events.router(store, authenticate))
     shell.app.include_router(segments.router(lambda: SegmentStore(shell.pool), authenticate))
     shell.app.include_router(reports.router(lambda: SegmentStore(shell.pool), authenticate))
@@ -111,6 +114,7 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         {
             MemberNotFoundError: status.HTTP_404_NOT_FOUND,
             IdentifierTakenError: status.HTTP_409_CONFLICT,
+            IdentifierNotLinkedError: status.HTTP_404_NOT_FOUND,
             BadCursorError: status.HTTP_400_BAD_REQUEST,
             UnprocessableEventError: status.HTTP_422_UNPROCESSABLE_CONTENT,
             GiftRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -12,16 +12,19 @@ from faststream.kafka.message import KafkaMessage
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
+from contracts.events.links import LinkCodeIssued
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
-from contracts.topics import CARD_TRANSACTIONS, HOLD_COMMANDS, PARTNER_PURCHASES, Topic
+from contracts.topics import CARD_TRANSACTIONS, HOLD_COMMANDS, LINK_CODES, PARTNER_PURCHASES, Topic
 from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
 from points.adapters.card_rates import CardRatesCache
 from points.adapters.store import PointsStore
 from points.domain.card_rates import CardRates
+from points.domain.link_codes import LinkCode
 from points.handlers.earn import Fact, apply_earn_batch, to_fact
 from points.handlers.holds import HoldResults, apply_hold_commands
 from points.handlers.ledger_events import LedgerEventWriter
+from points.handlers.link_codes import accept_issued_codes, issued_code
 from points.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,10 +77,28 @@ class HoldCommandConsumer(BatchConsumer[Event]):
         )
 
 
+class LinkCodeConsumer(BatchConsumer[LinkCode]):
+    """Link codes that partners issued (their hashes), kept until a member uses them: one transaction per batch."""
+
+    span_name = "accept link codes"
+
+    def __init__(self, shell: ServiceShell, settings: Settings) -> None:
+        super().__init__(shell, LINK_CODES, settings.consumer_group)
+
+    def prepare(self, event: Event) -> LinkCode:
+        assert isinstance(event, LinkCodeIssued)
+        return issued_code(event)
+
+    async def apply(self, deliveries: Sequence[Delivery[LinkCode]]) -> None:
+        codes = [(d.event.event_id, d.item) for d in deliveries]
+        await accept_issued_codes(PointsStore(self.shell.pool), self.name, codes)
+
+
 def register(shell: ServiceShell, settings: Settings, rates: CardRatesCache, events: LedgerEventWriter) -> None:
     partner = EarnConsumer(shell, settings, PARTNER_PURCHASES, rates, events)
     card = EarnConsumer(shell, settings, CARD_TRANSACTIONS, rates, events)
     holds = HoldCommandConsumer(shell, settings, events)
+    codes = LinkCodeConsumer(shell, settings)
 
     @shell.broker.subscriber(holds.name, **holds.subscriber_options())  # type: ignore[call-overload]
     async def on_hold_commands(
@@ -99,3 +120,10 @@ def register(shell: ServiceShell, settings: Settings, rates: CardRatesCache, eve
         message: Annotated[KafkaMessage, Context("message")],
     ) -> None:
         await card.consume(batch, message)
+
+    @shell.broker.subscriber(codes.name, **codes.subscriber_options())  # type: ignore[call-overload]
+    async def on_link_codes(
+        batch: list[LinkCodeIssued],
+        message: Annotated[KafkaMessage, Context("message")],
+    ) -> None:
+        await codes.consume(batch, message)

@@ -14,7 +14,17 @@ class Settings(ServiceSettings):
     expiry_interval_seconds: float = Field(default=60.0, gt=0, description="How often the expiry job runs.")
     hold_expiry_interval_seconds: float = Field(default=2.0, gt=0, description="How often expired holds are released.")
     gift_daily_limit: int = Field(default=10_000, ge=0, description="Points a member may give away per UTC day.")
+    link_code_ttl_seconds: int = Field(
+        default=900, ge=60, le=86_400, description="How long a link code issued by ops or the card system works."
+    )
+    link_code_max_wrong_attempts: int = Field(
+        default=5, ge=1, le=100, description="Wrong link codes tried for an identifier before its open codes die."
+    )
 
     @property
     def lot_validity(self) -> timedelta:
         return timedelta(days=self.lot_validity_days)
+
+    @property
+    def link_code_ttl(self) -> timedelta:
+        return timedelta(seconds=self.link_code_ttl_seconds)

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 
 from points.domain.activities import Activity, ActivityKind, Rules, State, Version
-from points.domain.rewards import Grant, Standing
+from points.domain.rewards import Grant, SpendCounted, Standing
 
 INSERT_ACTIVITY = """
 INSERT INTO activities (activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share)
@@ -21,13 +21,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 
 LOCK_ACTIVITIES = """
 SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share,
-       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen
+       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed
 FROM activities WHERE activity_id = ANY($1::uuid[]) ORDER BY activity_id FOR UPDATE
 """
 
 ALL_ACTIVITIES = """
 SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share,
-       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen
+       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed
 FROM activities WHERE ($1::uuid IS NULL OR activity_id = $1) ORDER BY created_at DESC, activity_id LIMIT $2
 """
 
@@ -49,8 +49,9 @@ WHERE state = 'active' AND window_start <= $2 AND window_end > $1
 """
 
 SAVE_COUNTERS = """
-UPDATE activities a SET grants_count = u.grants, points_granted = u.points, updated_at = now()
-FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(activity_id, grants, points)
+UPDATE activities a
+SET grants_count = u.grants, points_granted = u.points, points_reversed = u.reversed, updated_at = now()
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(activity_id, grants, points, reversed)
 WHERE a.activity_id = u.activity_id
 """
 
@@ -80,11 +81,53 @@ SET grants = EXCLUDED.grants, points = EXCLUDED.points, spend_minor = EXCLUDED.s
 """
 
 INSERT_GRANTS = """
-INSERT INTO activity_grants (activity_id, cause_id, member_id, points, transfer_id, occurred_at)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::uuid[], $6::timestamptz[])
+INSERT INTO activity_grants
+    (activity_id, cause_id, member_id, points, transfer_id, occurred_at, purchase_id, claim_id, points_reversed)
+SELECT * FROM unnest(
+    $1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::uuid[], $6::timestamptz[], $7::uuid[], $8::uuid[],
+    $9::bigint[]
+)
 """
 
-GRANT_FOR = "SELECT points FROM activity_grants WHERE activity_id = $1 AND cause_id = $2"
+UPDATE_GRANTS_REVERSED = """
+UPDATE activity_grants g SET points_reversed = u.reversed
+FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(activity_id, cause_id, reversed)
+WHERE g.activity_id = u.activity_id AND g.cause_id = u.cause_id
+"""
+
+CLAIM_GRANT = "SELECT points FROM activity_grants WHERE activity_id = $1 AND member_id = $2 AND claim_id = $3"
+
+# The activities that granted a bonus for these purchases, or counted them towards a spend threshold.
+ACTIVITIES_OF_PURCHASES = """
+SELECT activity_id FROM activity_grants WHERE purchase_id = ANY($1::uuid[])
+UNION
+SELECT activity_id FROM activity_spend WHERE purchase_id = ANY($1::uuid[])
+"""
+
+GRANT_COLUMNS = (
+    "activity_id, cause_id, member_id, points, transfer_id, occurred_at, purchase_id, claim_id, points_reversed"
+)
+
+# What refunds of these purchases may take back: their bonuses, and the spend-threshold bonus (not taken
+# back yet) of every member whose threshold spend they counted towards. Read under the activities' locks.
+GRANTS_FOR_REFUNDS = f"""
+SELECT {GRANT_COLUMNS} FROM activity_grants WHERE purchase_id = ANY($1::uuid[])
+UNION
+SELECT {", ".join(f"g.{c}" for c in GRANT_COLUMNS.split(", "))}
+FROM activity_spend s
+JOIN activities a ON a.activity_id = s.activity_id AND a.kind = 'spend_threshold'
+JOIN activity_grants g ON g.activity_id = s.activity_id AND g.member_id = s.member_id AND g.points_reversed < g.points
+WHERE s.purchase_id = ANY($1::uuid[])
+"""
+
+SPEND_COUNTED = """
+SELECT purchase_id, activity_id, member_id, amount_minor FROM activity_spend WHERE purchase_id = ANY($1::uuid[])
+"""
+
+INSERT_SPEND_COUNTED = """
+INSERT INTO activity_spend (purchase_id, activity_id, member_id, amount_minor)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[])
+"""
 
 REFERRERS = """
 SELECT referee, referrer FROM referrals WHERE referee = ANY($1::uuid[]) AND rewarded_at IS NULL
@@ -98,11 +141,12 @@ INSERT INTO referrals (referee, referrer) VALUES ($1, $2) ON CONFLICT (referee) 
 
 REFERRER_OF = "SELECT referrer FROM referrals WHERE referee = $1"
 
-# The earlier purchases (before this batch) of these members: at which partners, and any at all.
+# The earlier purchases (before this batch) of these members, by partner; one refunds took back entirely
+# is no purchase.
 EARLIER_PURCHASES = """
-SELECT i.member_id, e.partner_id
+SELECT i.member_id, e.partner_id, count(*) AS purchases
 FROM earnings e JOIN identifiers i ON i.identifier = e.identifier
-WHERE i.member_id = ANY($1::uuid[]) AND NOT (e.event_id = ANY($2::uuid[]))
+WHERE i.member_id = ANY($1::uuid[]) AND NOT (e.event_id = ANY($2::uuid[])) AND e.refunded_minor < e.amount_minor
 GROUP BY i.member_id, e.partner_id
 """
 
@@ -111,7 +155,7 @@ def _to_activity(row: asyncpg.Record, versions: Iterable[asyncpg.Record]) -> Act
     activity = Activity(
         row["activity_id"], row["name"], ActivityKind(row["kind"]), row["budget_points"], row["quantity_cap"],
         row["per_member_cap"], row["segment_id"], Decimal(row["holdout_share"]), row["grants_count"],
-        row["points_granted"], row["targets_frozen"],
+        row["points_granted"], row["targets_frozen"], row["points_reversed"],
     )  # fmt: skip
     activity.versions = [
         Version(
@@ -173,6 +217,7 @@ class ActivitiesSql:
                 [a.activity_id for a in activities],
                 [a.grants_count for a in activities],
                 [a.points_granted for a in activities],
+                [a.points_reversed for a in activities],
             )
 
     async def add_budget(self, activity_id: uuid.UUID, points: int) -> None:
@@ -210,7 +255,8 @@ class ActivitiesSql:
                 at,
             )
 
-    async def save_grants(self, grants: Sequence[Grant]) -> None:
+    async def save_grants(self, grants: Sequence[Grant], reversed_grants: Sequence[Grant] = ()) -> None:
+        """Insert new grants (with what refunds in the same transaction took back) and update reversed ones."""
         if grants:
             await self.conn.execute(
                 INSERT_GRANTS,
@@ -218,13 +264,58 @@ class ActivitiesSql:
                 [g.cause_id for g in grants],
                 [g.member_id for g in grants],
                 [g.points for g in grants],
-                [g.transfer.transfer_id for g in grants],
+                [g.transfer_id for g in grants],
                 [g.occurred_at for g in grants],
+                [g.purchase_id for g in grants],
+                [g.claim_id for g in grants],
+                [g.points_reversed for g in grants],
+            )
+        if reversed_grants:
+            await self.conn.execute(
+                UPDATE_GRANTS_REVERSED,
+                [g.activity_id for g in reversed_grants],
+                [g.cause_id for g in reversed_grants],
+                [g.points_reversed for g in reversed_grants],
             )
 
-    async def granted_points(self, activity_id: uuid.UUID, cause_id: uuid.UUID) -> int | None:
-        found: int | None = await self.conn.fetchval(GRANT_FOR, activity_id, cause_id)
+    async def claimed_points(self, activity_id: uuid.UUID, member_id: uuid.UUID, claim_id: uuid.UUID) -> int | None:
+        """The points the member's claim with this id was granted; None if it made no grant."""
+        found: int | None = await self.conn.fetchval(CLAIM_GRANT, activity_id, member_id, claim_id)
         return found
+
+    async def activities_of_purchases(self, purchase_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """The activities whose grants or threshold spend refunds of these purchases touch."""
+        if not purchase_ids:
+            return []
+        return [r["activity_id"] for r in await self.conn.fetch(ACTIVITIES_OF_PURCHASES, list(purchase_ids))]
+
+    async def for_refunds(self, purchase_ids: Sequence[uuid.UUID]) -> tuple[list[Grant], list[SpendCounted]]:
+        """What refunds of these purchases may take back; call with their activities locked."""
+        if not purchase_ids:
+            return [], []
+        ids = list(purchase_ids)
+        grants = [
+            Grant(
+                r["activity_id"], r["cause_id"], r["member_id"], r["points"], r["transfer_id"], r["occurred_at"],
+                r["purchase_id"], r["claim_id"], r["points_reversed"],
+            )
+            for r in await self.conn.fetch(GRANTS_FOR_REFUNDS, ids)
+        ]  # fmt: skip
+        counted = [
+            SpendCounted(r["purchase_id"], r["activity_id"], r["member_id"], r["amount_minor"])
+            for r in await self.conn.fetch(SPEND_COUNTED, ids)
+        ]
+        return grants, counted
+
+    async def save_spend_counted(self, counted: Sequence[SpendCounted]) -> None:
+        if counted:
+            await self.conn.execute(
+                INSERT_SPEND_COUNTED,
+                [c.purchase_id for c in counted],
+                [c.activity_id for c in counted],
+                [c.member_id for c in counted],
+                [c.amount_minor for c in counted],
+            )
 
     async def referrers(self, referees: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
         rows = await self.conn.fetch(REFERRERS, list(set(referees)))
@@ -244,12 +335,12 @@ class ActivitiesSql:
 
     async def earlier_partners(
         self, member_ids: Iterable[uuid.UUID], batch_events: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, set[str | None]]:
-        """Per member, the partners (None: the card) of its purchases outside this batch."""
+    ) -> dict[uuid.UUID, dict[str | None, int]]:
+        """Per member, how many purchases outside this batch (not refunded entirely) at each partner (None: card)."""
         rows = await self.conn.fetch(EARLIER_PURCHASES, list(set(member_ids)), list(batch_events))
-        found: dict[uuid.UUID, set[str | None]] = {}
+        found: dict[uuid.UUID, dict[str | None, int]] = {}
         for r in rows:
-            found.setdefault(r["member_id"], set()).add(r["partner_id"])
+            found.setdefault(r["member_id"], {})[r["partner_id"]] = r["purchases"]
         return found
 
 

@@ -107,19 +107,65 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "activities_within_budget_and_quantity",
-        "a reward activity never grants beyond its budget or quantity, and its counters match its grants",
+        "a reward activity never holds out beyond its budget (granted minus reversed) or grants beyond its "
+        "quantity; its counters match its grants, and its budget account holds its funding plus what refunds "
+        "took back, minus what it granted",
         """
-        SELECT a.activity_id, a.budget_points, a.points_granted, a.grants_count, a.quantity_cap,
-               COALESCE(g.points, 0) AS granted_points, COALESCE(g.n, 0) AS grants,
-               b.credits_posted - b.debits_posted AS budget_left
+        SELECT a.activity_id, a.budget_points, a.points_granted, a.points_reversed, a.grants_count, a.quantity_cap,
+               COALESCE(g.points, 0) AS granted_points, COALESCE(g.reversed, 0) AS reversed_points,
+               COALESCE(g.n, 0) AS grants, b.credits_posted - b.debits_posted AS budget_left
         FROM activities a
-        LEFT JOIN (SELECT activity_id, sum(points) AS points, count(*) AS n FROM activity_grants GROUP BY 1) g
-            USING (activity_id)
+        LEFT JOIN (SELECT activity_id, sum(points) AS points, sum(points_reversed) AS reversed, count(*) AS n
+                   FROM activity_grants GROUP BY 1) g USING (activity_id)
         LEFT JOIN accounts b ON b.account_id = 'activity:' || a.activity_id || ':budget'
-        WHERE a.points_granted > a.budget_points OR (a.quantity_cap IS NOT NULL AND a.grants_count > a.quantity_cap)
+        WHERE a.points_granted - a.points_reversed > a.budget_points
+           OR (a.quantity_cap IS NOT NULL AND a.grants_count > a.quantity_cap)
            OR a.points_granted <> COALESCE(g.points, 0) OR a.grants_count <> COALESCE(g.n, 0)
+           OR a.points_reversed <> COALESCE(g.reversed, 0)
            OR b.credits_posted - b.debits_posted < 0
-           OR b.credits_posted <> a.budget_points OR b.debits_posted <> a.points_granted
+           OR b.credits_posted <> a.budget_points + a.points_reversed OR b.debits_posted <> a.points_granted
+        """,
+    ),
+    Check(
+        "bonus_reversals_match_their_grants",
+        "no bonus is taken back beyond what it granted, and what a grant records as taken back is what the "
+        "refunds' transfers (taken from the member, or clawed back) moved into its activity's budget",
+        """
+        WITH moved AS (
+            SELECT (memo->>'activity_id')::uuid AS activity_id, (memo->>'grant_cause_id')::uuid AS cause_id,
+                   sum(amount) AS total
+            FROM transfers
+            WHERE reason IN ('bonus_reversal', 'bonus_clawback')
+              AND credit_account = 'activity:' || (memo->>'activity_id') || ':budget'
+            GROUP BY 1, 2
+        )
+        SELECT activity_id, cause_id, g.points, g.points_reversed, COALESCE(m.total, 0) AS transferred
+        FROM activity_grants g FULL JOIN moved m USING (activity_id, cause_id)
+        WHERE g.points_reversed > g.points OR COALESCE(g.points_reversed, -1) <> COALESCE(m.total, 0)
+        """,
+    ),
+    Check(
+        "standings_match_grants",
+        "a member's standing in an activity counts its grants and the points it holds of them (granted minus "
+        "taken back), which its per-member cap bounds",
+        """
+        WITH g AS (SELECT activity_id, member_id, count(*) AS n, sum(points - points_reversed) AS net
+                   FROM activity_grants GROUP BY 1, 2)
+        SELECT activity_id, member_id, m.grants, COALESCE(g.n, 0) AS grants_made, m.points,
+               COALESCE(g.net, 0) AS net_granted, a.per_member_cap
+        FROM activity_members m FULL JOIN g USING (activity_id, member_id)
+        JOIN activities a USING (activity_id)
+        WHERE COALESCE(m.grants, -1) <> COALESCE(g.n, 0) OR COALESCE(m.points, -1) <> COALESCE(g.net, 0)
+           OR m.points > a.per_member_cap
+        """,
+    ),
+    Check(
+        "refunds_wait_only_for_unseen_purchases",
+        "a refund waits (is parked) only while the ledger has not seen its purchase: the purchase's transaction "
+        "applies what waits for it",
+        """
+        SELECT p.event_id, p.source_key, p.parked_at, e.event_id AS purchase_event_id
+        FROM parked_reversals p JOIN earnings e USING (source_key)
         """,
     ),
     Check(

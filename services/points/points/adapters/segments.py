@@ -62,7 +62,7 @@ WHERE (created_at, segment_id) < ($1, $2) ORDER BY created_at DESC, segment_id D
 """
 
 ACTIVITY = """
-SELECT a.activity_id, a.name, a.kind, a.budget_points, a.points_granted, a.holdout_share,
+SELECT a.activity_id, a.name, a.kind, a.budget_points, a.points_granted, a.points_reversed, a.holdout_share,
        (SELECT b.credits_posted - b.debits_posted FROM accounts b WHERE b.account_id = $2) AS budget_left,
        (SELECT count(*) FROM activity_members m WHERE m.activity_id = a.activity_id AND m.grants > 0)
            AS members_granted

@@ -30,6 +30,7 @@ from points.domain.ledger import (
     member_of,
     receivable_account,
 )
+from points.domain.link_codes import IdentifierEvent, LinkCode
 
 ENSURE_IDENTIFIERS = """
 INSERT INTO identifiers (identifier) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING
@@ -42,6 +43,36 @@ SELECT identifier, member_id FROM identifiers WHERE identifier = ANY($1::text[])
 LOCK_IDENTIFIER = "SELECT identifier, member_id FROM identifiers WHERE identifier = $1 FOR UPDATE"
 
 LINK_IDENTIFIER = "UPDATE identifiers SET member_id = $2, linked_at = $3 WHERE identifier = $1"
+
+UNLINK_IDENTIFIER = "UPDATE identifiers SET member_id = NULL, linked_at = NULL WHERE identifier = $1"
+
+INSERT_IDENTIFIER_EVENT = """
+INSERT INTO identifier_events (member_id, identifier, action, actor, actor_role, via, code_issued_by, occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+
+# Not locked: every change of a code happens under the lock of its identifier's row (LOCK_IDENTIFIER).
+FIND_LINK_CODE = """
+SELECT code_hash, identifier, issued_by, issued_at, expires_at, wrong_attempts, used_at, used_by
+FROM link_codes WHERE code_hash = $1 ORDER BY identifier = $2 DESC LIMIT 1
+"""
+"""The code issued for the identifier with this hash, else one issued for another identifier."""
+
+INSERT_LINK_CODES = """
+INSERT INTO link_codes (code_hash, identifier, issued_by, issued_at, expires_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+ON CONFLICT (code_hash, identifier) DO NOTHING
+"""
+
+USE_LINK_CODE = """
+UPDATE link_codes SET used_at = $3, used_by = $4
+WHERE code_hash = $1 AND identifier = $2 AND used_at IS NULL RETURNING code_hash
+"""
+
+COUNT_WRONG_LINK_CODE = """
+UPDATE link_codes SET wrong_attempts = wrong_attempts + 1
+WHERE identifier = $1 AND used_at IS NULL AND expires_at > $2
+"""
 
 ENSURE_ACCOUNTS = """
 INSERT INTO accounts (account_id, kind, member_id)
@@ -141,17 +172,35 @@ INSERT INTO gifts (gift_id, sender, recipient, amount, message, given_at) VALUES
 """
 
 LOAD_EARNINGS = """
-SELECT source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor, points_reversed
+SELECT source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor,
+       points_reversed, partner_id, holder_account
 FROM earnings WHERE source_key = ANY($1::text[]) ORDER BY source_key FOR UPDATE
 """
+
+LOCK_PURCHASES = """
+SELECT pg_advisory_xact_lock(h) FROM (
+    SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h
+) keys
+"""
+"""Purchases (source keys) locked in one order, even before their earning exists: a purchase and its
+refund applied at once by two transactions are serialised, so one always sees the other."""
+
+CLAIM_EARNINGS = """
+UPDATE earnings SET holder_account = $3
+WHERE identifier = $1 AND (holder_account = $2 OR holder_account IS NULL)
+"""
+"""The member who claims an identifier's unclaimed points now holds what they were earned by."""
+
+LOCK_GIFT_ID = "SELECT pg_advisory_xact_lock(hashtextextended('gift:' || $1::uuid::text, 0))"
+"""Requests with one gift id queue here, even before the gift exists; the later ones read the first."""
 
 INSERT_EARNINGS = """
 INSERT INTO earnings
     (source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor,
-     points_reversed, occurred_at, channel, partner_id, category, mcc)
+     points_reversed, occurred_at, channel, partner_id, category, mcc, holder_account)
 SELECT * FROM unnest(
     $1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
-    $9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[]
+    $9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]
 )
 """
 
@@ -213,15 +262,24 @@ ORDER BY expires_at, lot_id LIMIT $4
 
 HISTORY_PAGE = """
 SELECT * FROM (
-    (SELECT seq, transfer_id, 'debit' AS direction, credit_account AS counterparty, amount, reason, cause_event_id,
-            occurred_at, posted_at, expires_at, memo
+    (SELECT seq, 'transfer' AS kind, transfer_id, 'debit' AS direction, credit_account AS counterparty, amount,
+            reason, cause_event_id, occurred_at, posted_at, expires_at, memo, NULL::text AS identifier,
+            NULL::text AS actor
      FROM transfers WHERE debit_account = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3)
     UNION ALL
-    (SELECT seq, transfer_id, 'credit', debit_account, amount, reason, cause_event_id,
-            occurred_at, posted_at, expires_at, memo
+    (SELECT seq, 'transfer', transfer_id, 'credit', debit_account, amount, reason, cause_event_id,
+            occurred_at, posted_at, expires_at, memo, NULL, NULL
      FROM transfers WHERE credit_account = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3)
-) both_sides ORDER BY seq DESC LIMIT $3
+    UNION ALL
+    (SELECT seq, 'identifier', NULL, NULL, NULL, 0, 'identifier_' || action, NULL, occurred_at, occurred_at, NULL,
+            jsonb_strip_nulls(
+                jsonb_build_object('actor_role', actor_role, 'via', via, 'code_issued_by', code_issued_by)
+            ),
+            identifier, actor
+     FROM identifier_events WHERE member_id = $4 AND seq < $2 ORDER BY seq DESC LIMIT $3)
+) every_entry ORDER BY seq DESC LIMIT $3
 """
+"""Transfers in and out of the member's account, and its links and unlinks (their seq shares the sequence)."""
 
 IDENTIFIERS_OF = "SELECT identifier, linked_at FROM identifiers WHERE member_id = $1 ORDER BY linked_at, identifier"
 
@@ -266,6 +324,44 @@ class Transaction:
 
     async def link_identifier(self, identifier: str, member_id: uuid.UUID, at: datetime) -> None:
         await self.conn.execute(LINK_IDENTIFIER, identifier, member_id, at)
+
+    async def unlink_identifier(self, identifier: str) -> None:
+        await self.conn.execute(UNLINK_IDENTIFIER, identifier)
+
+    async def record_identifier_event(self, event: IdentifierEvent) -> None:
+        await self.conn.execute(
+            INSERT_IDENTIFIER_EVENT, event.member_id, event.identifier, event.action, event.actor, event.actor_role,
+            event.via.value, event.code_issued_by, event.occurred_at,
+        )  # fmt: skip
+
+    async def link_code(self, code_hash: str, identifier: str) -> LinkCode | None:
+        row = await self.conn.fetchrow(FIND_LINK_CODE, code_hash, identifier)
+        if row is None:
+            return None
+        return LinkCode(
+            row["code_hash"], row["identifier"], row["issued_by"], row["issued_at"], row["expires_at"],
+            row["wrong_attempts"], row["used_at"], row["used_by"],
+        )  # fmt: skip
+
+    async def add_link_codes(self, codes: Sequence[LinkCode]) -> None:
+        """Store issued codes; one known already (a redelivered issue) stays as it is."""
+        if codes:
+            await self.conn.execute(
+                INSERT_LINK_CODES,
+                [c.code_hash for c in codes],
+                [c.identifier for c in codes],
+                [c.issued_by for c in codes],
+                [c.issued_at for c in codes],
+                [c.expires_at for c in codes],
+            )
+
+    async def use_link_code(self, code: LinkCode, member_id: uuid.UUID, at: datetime) -> bool:
+        """Mark the code used by the member; False when it was used already."""
+        return await self.conn.fetchval(USE_LINK_CODE, code.code_hash, code.identifier, at, member_id) is not None
+
+    async def count_wrong_link_code(self, identifier: str, at: datetime) -> None:
+        """A wrong code was tried for the identifier: it counts against each of its open codes."""
+        await self.conn.execute(COUNT_WRONG_LINK_CODE, identifier, at)
 
     async def ensure_accounts(self, account_ids: Iterable[str]) -> None:
         ids = sorted(set(account_ids))
@@ -411,6 +507,10 @@ class Transaction:
     async def due_holds(self, as_of: datetime, limit: int) -> list[uuid.UUID]:
         return [r["hold_id"] for r in await self.conn.fetch(DUE_HOLDS, as_of, limit)]
 
+    async def lock_gift_id(self, gift_id: uuid.UUID) -> None:
+        """Take before anything else: concurrent requests with one gift id are handled one after another."""
+        await self.conn.execute(LOCK_GIFT_ID, gift_id)
+
     async def find_gift(self, gift_id: uuid.UUID) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await self.conn.fetchrow(FIND_GIFT, gift_id)
         return row
@@ -431,10 +531,20 @@ class Transaction:
         return {
             r["source_key"]: Earning(
                 r["source_key"], r["event_id"], r["identifier"], r["issuer_account"], r["amount_minor"],
-                r["currency"], r["points"], r["refunded_minor"], r["points_reversed"],
+                r["currency"], r["points"], r["refunded_minor"], r["points_reversed"], r["partner_id"],
+                r["holder_account"],
             )
             for r in rows
         }  # fmt: skip
+
+    async def claim_earnings(self, identifier: str, unclaimed: str, member: str) -> None:
+        await self.conn.execute(CLAIM_EARNINGS, identifier, unclaimed, member)
+
+    async def lock_purchases(self, source_keys: Iterable[str]) -> None:
+        """Serialise the transactions that touch these purchases (first lock of an earn batch)."""
+        keys = sorted(set(source_keys))
+        if keys:
+            await self.conn.execute(LOCK_PURCHASES, keys)
 
     async def save_earnings(self, new: Sequence[Earning], facts: dict[str, Earn], changed: Sequence[Earning]) -> None:
         """Insert new earnings (with what their purchase was, from `facts`) and update refunded ones."""
@@ -455,6 +565,7 @@ class Transaction:
                 [facts[e.source_key].partner_id for e in new],
                 [facts[e.source_key].category for e in new],
                 [facts[e.source_key].mcc for e in new],
+                [e.holder_account for e in new],
             )
         if changed:
             await self.conn.execute(
@@ -545,7 +656,9 @@ class PointsStore:
         return rows
 
     async def history_page(self, member_id: uuid.UUID, before_seq: int, limit: int) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._pool.fetch(HISTORY_PAGE, member_account(member_id), before_seq, limit)
+        rows: list[asyncpg.Record] = await self._pool.fetch(
+            HISTORY_PAGE, member_account(member_id), before_seq, limit, member_id
+        )
         return rows
 
     async def identifiers_of(self, member_id: uuid.UUID) -> list[asyncpg.Record]:

@@ -107,6 +107,7 @@ class ActivityOut(BaseModel):
     status: str = Field(description="draft, scheduled, active, paused or ended, now.")
     budget_points: int
     points_granted: int
+    points_reversed: int = Field(description="Taken back by refunds into the budget; net = granted - reversed.")
     grants_count: int
     quantity_cap: int | None
     per_member_cap: int | None
@@ -118,7 +119,8 @@ class ActivityOut(BaseModel):
     def of(cls, a: Activity, now: datetime) -> "ActivityOut":
         return cls(
             activity_id=a.activity_id, name=a.name, kind=a.kind.value, status=a.status(now),
-            budget_points=a.budget_points, points_granted=a.points_granted, grants_count=a.grants_count,
+            budget_points=a.budget_points, points_granted=a.points_granted, points_reversed=a.points_reversed,
+            grants_count=a.grants_count,
             quantity_cap=a.quantity_cap, per_member_cap=a.per_member_cap, segment_id=a.segment_id,
             holdout_share=a.holdout_share,
             versions=[

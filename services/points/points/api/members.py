@@ -1,21 +1,32 @@
-"""Members read their points and link their identifiers; ops may act for any member."""
+"""Members read their points and link their identifiers with their owners' link codes; ops link, unlink, act for any."""
 
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.ids import CardToken, ExternalRef, PartnerId
 from loyalty_runtime.auth import Principal, Role, require_member_access, require_ops
 from points.adapters.store import PointsStore
+from points.domain.link_codes import (
+    LinkCodeExhaustedError,
+    LinkCodeExpiredError,
+    LinkCodeMismatchError,
+    LinkCodeNotKnownError,
+    LinkCodeRequiredError,
+    LinkCodeUsedError,
+    LinkRefusedError,
+    MalformedCodeError,
+)
 from points.handlers import queries
 from points.handlers.earn import card_identifier, partner_identifier
 from points.handlers.gifts import give
 from points.handlers.ledger_events import LedgerEventWriter
-from points.handlers.members import link_identifier, register_member
+from points.handlers.members import Actor, link_identifier, register_member, unlink_identifier
 
 
 class NewMember(BaseModel):
@@ -55,16 +66,24 @@ class LotsPage(BaseModel):
 
 class HistoryEntry(BaseModel):
     seq: int
-    transfer_id: uuid.UUID
-    direction: Literal["credit", "debit"]
-    amount: int
-    counterparty: str
-    reason: str
-    cause_event_id: uuid.UUID
+    kind: Literal["transfer", "identifier"] = Field(
+        description="A transfer of points in or out, or an identifier linked or unlinked (no points move with it; "
+        "the points a link claims are their own `claim` transfers)."
+    )
+    transfer_id: uuid.UUID | None
+    direction: Literal["credit", "debit"] | None = Field(description="Transfers only.")
+    amount: int = Field(description="Points moved; 0 for identifier entries.")
+    counterparty: str | None = Field(description="Transfers only: the other account.")
+    reason: str = Field(description="Why points moved, or `identifier_linked` / `identifier_unlinked`.")
+    cause_event_id: uuid.UUID | None
     occurred_at: datetime
     posted_at: datetime
     expires_at: datetime | None
-    memo: dict[str, Any]
+    memo: dict[str, Any] = Field(
+        description="Details; for identifier entries `actor_role`, `via` (`link_code` or `ops`) and `code_issued_by`."
+    )
+    identifier: str | None = Field(default=None, description="Identifier entries: the identifier.")
+    actor: str | None = Field(default=None, description="Identifier entries: who did it (the member, or ops staff).")
 
 
 class HistoryPage(BaseModel):
@@ -72,7 +91,9 @@ class HistoryPage(BaseModel):
     next_cursor: str | None
 
 
-class IdentifierIn(BaseModel):
+class IdentifierRef(BaseModel):
+    """A partner customer reference or a card token."""
+
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["partner", "card"]
@@ -81,7 +102,7 @@ class IdentifierIn(BaseModel):
     card_token: CardToken | None = None
 
     @model_validator(mode="after")
-    def _complete(self) -> "IdentifierIn":
+    def _complete(self) -> "IdentifierRef":
         if self.kind == "partner" and (self.partner_id is None or self.customer_ref is None or self.card_token):
             raise ValueError("a partner identifier needs partner_id and customer_ref (and no card_token)")
         if self.kind == "card" and (self.card_token is None or self.partner_id or self.customer_ref):
@@ -96,6 +117,16 @@ class IdentifierIn(BaseModel):
         assert self.partner_id is not None
         assert self.customer_ref is not None
         return partner_identifier(self.partner_id, self.customer_ref)
+
+
+class IdentifierIn(IdentifierRef):
+    link_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="The one-time code the identifier's owner issued (the partner's app for a customer reference, "
+        "the bank's card app for a card). Members need one; ops may link without.",
+    )
 
 
 class Linked(BaseModel):
@@ -123,11 +154,53 @@ class IdentifierOut(BaseModel):
     linked_at: datetime
 
 
+class Unlinked(BaseModel):
+    identifier: str
+    unlinked_at: datetime
+
+
+LINK_REFUSALS: dict[type[LinkRefusedError], int] = {
+    LinkCodeRequiredError: status.HTTP_403_FORBIDDEN,
+    MalformedCodeError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    LinkCodeNotKnownError: status.HTTP_409_CONFLICT,
+    LinkCodeMismatchError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    LinkCodeUsedError: status.HTTP_409_CONFLICT,
+    LinkCodeExhaustedError: status.HTTP_410_GONE,
+    LinkCodeExpiredError: status.HTTP_410_GONE,
+}
+RETRY_UNKNOWN_CODE_AFTER_SECONDS = 2
+"""A partner's code reaches this service through Kafka: an unknown one may only be in flight."""
+
+
+async def _refused(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, LinkRefusedError)
+    code = next(code for kind, code in LINK_REFUSALS.items() if isinstance(error, kind))
+    headers = {"Retry-After": str(RETRY_UNKNOWN_CODE_AFTER_SECONDS)} if isinstance(error, LinkCodeNotKnownError) else {}
+    return JSONResponse({"detail": str(error), "reason": error.reason}, status_code=code, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Refused links answer with their status, the message, and a `reason` for programs."""
+    for kind in LINK_REFUSALS:
+        app.add_exception_handler(kind, _refused)
+
+
+UNLINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Only ops unlink."},
+    404: {"description": "No such member, or the identifier is not linked to it."},
+}
+
+
+def actor_of(caller: Principal) -> Actor:
+    return Actor(caller.subject, is_ops=caller.role is Role.OPS)
+
+
 def router(
     store: Callable[[], PointsStore],
     events: LedgerEventWriter,
     authenticate: Callable[..., Principal],
     gift_daily_limit: int,
+    link_code_max_wrong_attempts: int,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/members", tags=["members"])
     Caller = Annotated[Principal, Depends(authenticate)]
@@ -188,17 +261,59 @@ def router(
         "/{member_ref}/identifiers",
         status_code=status.HTTP_201_CREATED,
         response_model=Linked,
-        responses={409: {"description": "Linked to another member."}, 404: {"description": "No such member."}},
+        responses={
+            403: {"description": "A member without a link code: ask the partner's or the card app for one."},
+            404: {"description": "No such member."},
+            409: {"description": "Linked to another member; the code was used; or not known yet (retry shortly)."},
+            410: {"description": "The code expired, or too many wrong codes were tried: ask for a new one."},
+            422: {"description": "The code is malformed, or was issued for another identifier."},
+        },
     )
     async def post_identifier(
         member_ref: MemberRef, body: IdentifierIn, caller: Caller, points: Store, response: Response
     ) -> Linked:
-        """Link a partner customer reference or a card token; its unclaimed points move to the member, once."""
+        """Link a partner customer reference or a card token, with a link code from its owner (ops need none).
+
+        Its unclaimed points move to the member, once; the link shows in the member's history.
+        """
         member_id = resolve(caller, member_ref)
-        outcome = await link_identifier(points, events, member_id, body.identifier)
+        outcome = await link_identifier(
+            points, events, member_id, body.identifier, actor_of(caller), body.link_code, link_code_max_wrong_attempts
+        )
         if not outcome.newly_linked:
             response.status_code = status.HTTP_200_OK
         return Linked(identifier=outcome.identifier, claimed_points=outcome.claimed_points)
+
+    async def unlink(caller: Principal, member_ref: str, identifier: str, points: PointsStore) -> Unlinked:
+        if caller.role is not Role.OPS:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "only ops unlink an identifier: ask the programme's customer service"
+            )
+        member_id = resolve(caller, member_ref)
+        at = await unlink_identifier(points, member_id, identifier, actor_of(caller))
+        return Unlinked(identifier=identifier, unlinked_at=at)
+
+    @api.delete("/{member_ref}/identifiers/card/{card_token}", response_model=Unlinked, responses=UNLINK_RESPONSES)
+    async def delete_card(
+        member_ref: MemberRef, card_token: Annotated[CardToken, Path()], caller: Caller, points: Store
+    ) -> Unlinked:
+        """Unlink a card (ops): points it brought stay with the member; later earnings wait unclaimed again."""
+        return await unlink(caller, member_ref, card_identifier(card_token), points)
+
+    @api.delete(
+        "/{member_ref}/identifiers/partner/{partner_id}/{customer_ref:path}",
+        response_model=Unlinked,
+        responses=UNLINK_RESPONSES,
+    )
+    async def delete_partner_ref(
+        member_ref: MemberRef,
+        partner_id: Annotated[PartnerId, Path()],
+        customer_ref: Annotated[ExternalRef, Path(description="Percent-encoded where it holds reserved characters.")],
+        caller: Caller,
+        points: Store,
+    ) -> Unlinked:
+        """Unlink a partner customer reference (ops), as for a card."""
+        return await unlink(caller, member_ref, partner_identifier(partner_id, customer_ref), points)
 
     @api.post(
         "/{member_ref}/gifts",

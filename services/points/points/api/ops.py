@@ -1,4 +1,4 @@
-"""Ops tools of the points service: expiry runs and card earn rates."""
+"""Ops tools of the points service: expiry runs, card earn rates, and link codes (ops and the card system)."""
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
@@ -11,8 +11,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from contracts.ids import MerchantCategoryCode
 from loyalty_runtime.auth import Principal, require_ops
 from points.adapters.store import PointsStore
+from points.api.members import IdentifierRef
 from points.handlers.cards import add_card_rate, list_card_rates
 from points.handlers.expiry import ExpiryOutcome
+from points.handlers.link_codes import issue_link_code
 
 
 class ExpiryRun(BaseModel):
@@ -34,10 +36,17 @@ class CardRateOut(BaseModel):
     points_per_unit: Decimal
 
 
+class LinkCodeOut(BaseModel):
+    link_code: str = Field(description="Show it to the customer once; only its hash is kept.")
+    identifier: str
+    expires_at: dt.datetime
+
+
 def router(
     store: Callable[[], PointsStore],
     run_expiry: Callable[[], Awaitable[ExpiryOutcome]],
     authenticate: Callable[..., Principal],
+    link_code_ttl: dt.timedelta,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/ops", tags=["ops"])
     Caller = Annotated[Principal, Depends(authenticate)]
@@ -66,5 +75,13 @@ def router(
         if rate is None:
             raise HTTPException(status.HTTP_409_CONFLICT, "a rate for this category already starts at that time")
         return CardRateOut(mcc=rate.mcc, valid_from=rate.valid_from, points_per_unit=rate.points_per_unit)
+
+    @api.post("/link-codes", status_code=status.HTTP_201_CREATED, response_model=LinkCodeOut)
+    async def post_link_code(body: IdentifierRef, caller: Caller, points: Store) -> LinkCodeOut:
+        """A one-time code with which a member links this card token (or customer reference), for the card
+        system's app or for ops to hand to the customer. Partners issue theirs through the partners service."""
+        require_ops(caller)
+        issued = await issue_link_code(points, body.identifier, f"ops:{caller.subject}", link_code_ttl)
+        return LinkCodeOut(link_code=issued.link_code, identifier=issued.identifier, expires_at=issued.expires_at)
 
     return api

@@ -27,8 +27,11 @@ DEFINITIONS = """The activity's figures, read from one consistent snapshot:
 - **responded**: taking-part members with at least one grant from the activity;
   **response_rate** = responded / targeted, 4 decimals (half to even), 0 when nobody is targeted.
   **members_granted**: every member with a grant, targeted or not (for checking).
-- **points_granted** and **budget_points** as the activity holds them; **budget_left**: the posted
-  balance of the ledger account `activity:<id>:budget` (null before the budget is funded).
+- **points_granted**: every bonus point the activity granted; **points_reversed**: what refunds of the
+  rewarded purchases took back into the budget (in proportion, or a threshold bonus whole when net
+  spend fell below the threshold); **points_net** = granted - reversed, what members hold of it.
+  **budget_points** as funded; **budget_left**: the posted balance of the ledger account
+  `activity:<id>:budget`, what came back included (null before the budget is funded).
 - **window** [window_start, window_end): from the earliest window start of the activity's active
   versions to the earliest of now, the latest window end of its active versions, and the moment an
   'ended' version took effect. Null when it was never active.
@@ -57,6 +60,8 @@ CSV_COLUMNS = (
     "response_rate",
     "members_granted",
     "points_granted",
+    "points_reversed",
+    "points_net",
     "budget_points",
     "budget_left",
     "currency",
@@ -111,6 +116,8 @@ class ReportOut(BaseModel):
     response_rate: Decimal
     members_granted: int
     points_granted: int
+    points_reversed: int = Field(description="Taken back by refunds of the rewarded purchases, into the budget.")
+    points_net: int = Field(description="points_granted - points_reversed.")
     budget_points: int
     budget_left: int | None
     spend: list[CurrencyOut] = Field(description="One per currency that any group spent in within the window.")
@@ -131,6 +138,8 @@ class ReportOut(BaseModel):
             response_rate=report.response_rate,
             members_granted=report.members_granted,
             points_granted=report.points_granted,
+            points_reversed=report.points_reversed,
+            points_net=report.points_net,
             budget_points=report.budget_points,
             budget_left=report.budget_left,
             spend=[CurrencyOut.of(s) for s in report.spend],

@@ -140,6 +140,8 @@ class Activity:
     grants_count: int = 0
     points_granted: int = 0
     targets_frozen: bool = False
+    points_reversed: int = 0
+    """What refunds took back of its bonuses, into its budget (points/domain/rewards.py)."""
     versions: list[Version] = field(default_factory=list)
     dropped_versions: list[int] = field(default_factory=list)
     """Scheduled versions a later change replaced before they took effect (nothing was judged by them)."""

@@ -11,6 +11,8 @@ Refund policy (DESIGN.md, "The ledger"):
 - Points of an identifier that is not linked yet cannot be spent, only expire: a shortfall
   there is taken back from breakage, where the expired points went.
 - A refund that arrives before its purchase waits (is parked) and applies when the purchase does.
+- Bonuses that reward activities granted for the purchase are taken back by the same refund, by the
+  same rules, into the activity's budget (points/domain/rewards.py says in which measure).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from points.domain.ledger import (
     BREAKAGE,
@@ -83,10 +85,29 @@ class Earning:
     points: int
     refunded_minor: int = 0
     points_reversed: int = 0
+    partner_id: str | None = None
+    """The partner it was bought at; None for a card purchase."""
+    holder_account: str | None = None
+    """The account its points were credited to (the member's that claimed them, if they waited unclaimed);
+    None for purchases recorded before the ledger kept it: its identifier's holder now."""
 
     @property
     def lot_id(self) -> uuid.UUID:
         return earn_transfer_id(self.event_id)
+
+    @property
+    def fully_refunded(self) -> bool:
+        return self.refunded_minor >= self.amount_minor
+
+
+class EarnListener(Protocol):
+    """What else purchases and refunds change (activity bonuses), told as the book moves, in order."""
+
+    def earned(self, fact: Earn, holder: str) -> None:
+        """The purchase was just credited to `holder`, before any refund that waited for it applies."""
+
+    def reversed(self, fact: Reverse, earning: Earning, refunded_before: int) -> None:
+        """The refund just reversed the purchase's own points; `earning.refunded_minor` is the new total."""
 
 
 class CurrencyMismatchError(LedgerError):
@@ -98,6 +119,11 @@ class Outcome(StrEnum):
     DUPLICATE_PURCHASE = "duplicate_purchase"
     PARKED = "parked"
     REJECTED = "rejected"
+
+
+def holder_of_earning(earning: Earning, holders: Mapping[str, str]) -> str:
+    """Who holds a purchase's points: the account they went to, else (older records) its identifier's holder now."""
+    return earning.holder_account or holders[earning.identifier]
 
 
 def earn_transfer_id(event_id: uuid.UUID) -> uuid.UUID:
@@ -123,6 +149,7 @@ class EarnPlan:
     parked: dict[str, list[Reverse]]
     """Reversals waiting for their purchase, by source key."""
     lot_validity: timedelta
+    listener: EarnListener | None = None
     new_earnings: list[Earning] = field(default_factory=list)
     changed_earnings: dict[str, Earning] = field(default_factory=dict)
     newly_parked: list[Reverse] = field(default_factory=list)
@@ -133,13 +160,13 @@ class EarnPlan:
     def earn(self, fact: Earn) -> Outcome:
         if fact.source_key in self.earnings:
             return Outcome.DUPLICATE_PURCHASE
+        holder = self.holders[fact.identifier]
         earning = Earning(
             fact.source_key, fact.event_id, fact.identifier, fact.issuer_account,
-            fact.amount_minor, fact.currency, fact.points,
+            fact.amount_minor, fact.currency, fact.points, partner_id=fact.partner_id, holder_account=holder,
         )  # fmt: skip
         self.earnings[fact.source_key] = earning
         self.new_earnings.append(earning)
-        holder = self.holders[fact.identifier]
         if fact.points > 0:
             self.book.transfer(
                 transfer_id=earning.lot_id,
@@ -154,6 +181,8 @@ class EarnPlan:
                 lot_issuer=fact.issuer_account,
             )
             self._repay_clawback(holder, fact)
+        if self.listener is not None:
+            self.listener.earned(fact, holder)
         for waiting in self.parked.pop(fact.source_key, []):
             self.unparked.append(waiting.event_id)
             self._try_reverse(waiting, earning)
@@ -184,38 +213,20 @@ class EarnPlan:
                 f"{fact.reason} {fact.event_id} is in {fact.currency}, its purchase {earning.source_key} in "
                 f"{earning.currency}; resend it in {earning.currency}"
             )
+        before = earning.refunded_minor
         refunded, points = points_to_reverse(earning, fact.amount_minor)
         earning.refunded_minor = refunded
         earning.points_reversed += points
         if earning not in self.new_earnings:
             self.changed_earnings[earning.source_key] = earning
-        if points == 0:
-            return []
-        holder = self.holders[earning.identifier]
-        account = self.book.account(holder)
-
-        def move(leg: str, debit: str, amount: int, reason: str, prefer_lot: uuid.UUID | None = None) -> Transfer:
-            return self.book.transfer(
-                transfer_id=transfer_id(fact.event_id, leg),
-                debit=debit,
-                credit=earning.issuer_account,
-                amount=amount,
-                reason=reason,
-                cause_event_id=fact.event_id,
-                occurred_at=fact.occurred_at,
-                memo=fact.memo,
-                prefer_lot=prefer_lot,
-            )
-
         made: list[Transfer] = []
-        taken = min(points, max(account.available, 0))
-        if taken:
-            made.append(move("reverse", holder, taken, fact.reason, prefer_lot=earning.lot_id))
-        shortfall = points - taken
-        if shortfall and account.kind is AccountKind.MEMBER:
-            made.append(move("clawback", receivable_account(member_of(holder)), shortfall, "clawback"))
-        elif shortfall:
-            made.append(move("from-breakage", BREAKAGE, shortfall, "expired_reversal"))
+        if points:
+            made = take_back(
+                self.book, fact, holder=holder_of_earning(earning, self.holders), credit=earning.issuer_account,
+                points=points, prefer_lot=earning.lot_id,
+            )  # fmt: skip
+        if self.listener is not None and refunded > before:
+            self.listener.reversed(fact, earning, before)
         return made
 
     def _repay_clawback(self, holder: str, fact: Earn) -> None:
@@ -236,3 +247,49 @@ class EarnPlan:
                 cause_event_id=fact.event_id,
                 occurred_at=fact.occurred_at,
             )
+
+
+def take_back(
+    book: Book,
+    fact: Reverse,
+    *,
+    holder: str,
+    credit: str,
+    points: int,
+    prefer_lot: uuid.UUID,
+    leg: str = "",
+    reasons: tuple[str, str] | None = None,
+    memo: Mapping[str, Any] | None = None,
+) -> list[Transfer]:
+    """Move `points` from `holder` back to `credit` for a refund, by the refund policy above.
+
+    What the holder still has is taken (`prefer_lot` first); a member's shortfall is a clawback on
+    its receivable, an unclaimed identifier's comes from breakage. `leg` prefixes the transfer legs,
+    `reasons` names the taken and clawed back parts (the refund's reason and 'clawback' if None).
+    """
+    taken_reason, clawback_reason = reasons or (fact.reason, "clawback")
+
+    def move(name: str, debit: str, amount: int, reason: str, lot: uuid.UUID | None = None) -> Transfer:
+        return book.transfer(
+            transfer_id=transfer_id(fact.event_id, f"{leg}{name}"),
+            debit=debit,
+            credit=credit,
+            amount=amount,
+            reason=reason,
+            cause_event_id=fact.event_id,
+            occurred_at=fact.occurred_at,
+            memo=fact.memo if memo is None else memo,
+            prefer_lot=lot,
+        )
+
+    made: list[Transfer] = []
+    account = book.account(holder)
+    taken = min(points, max(account.available, 0))
+    if taken:
+        made.append(move("reverse", holder, taken, taken_reason, prefer_lot))
+    shortfall = points - taken
+    if shortfall and account.kind is AccountKind.MEMBER:
+        made.append(move("clawback", receivable_account(member_of(holder)), shortfall, clawback_reason))
+    elif shortfall:
+        made.append(move("from-breakage", BREAKAGE, shortfall, "expired_reversal"))
+    return made

@@ -12,7 +12,7 @@ _CLAIMS = uuid.UUID("9d7f0c2e-51a8-4c6b-b7f4-2e8a6d13c0f5")
 
 
 def claim_id(identifier: str) -> uuid.UUID:
-    """The cause of the one claim an identifier ever has: its link to a member."""
+    """The cause of every claim of an identifier's points: each link (again after an unlink) moves each lot once."""
     return uuid.uuid5(_CLAIMS, identifier)
 
 

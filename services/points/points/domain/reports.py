@@ -119,10 +119,17 @@ class ActivityReport:
     budget_points: int
     budget_left: int | None
     spend: list[CurrencySpend]
+    points_reversed: int = 0
+    """What refunds of the rewarded purchases took back, into the budget."""
 
     @property
     def response_rate(self) -> Decimal:
         return response_rate(self.responded, self.targeted)
+
+    @property
+    def points_net(self) -> int:
+        """What the activity's members hold of its bonuses: granted minus reversed."""
+        return self.points_granted - self.points_reversed
 
 
 def spend_by_currency(

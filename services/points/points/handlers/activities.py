@@ -1,7 +1,7 @@
 """Reward activities: ops run their lifecycle; purchases and claims earn their bonuses.
 
-Lock order, the same everywhere so that concurrent work never deadlocks: identifiers, then
-activities (by id), then accounts (by id).
+Lock order, the same everywhere so that concurrent work never deadlocks: (an earn batch's purchases,)
+identifiers, then activities (by id), then accounts (by id).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from points.adapters.activities_store import ActivitiesSql, list_activities
 from points.adapters.segments import freeze_targets
 from points.adapters.store import PointsStore, Transaction
 from points.domain.activities import Activity, ActivityKind, ActivityRuleError, Rules, new_activity
-from points.domain.earning import Earn
+from points.domain.earning import Earn, Earning, Reverse
 from points.domain.ledger import PROGRAMME, AccountKind, Book, kind_of, member_account, member_of, transfer_id
-from points.domain.rewards import Purchase, Rewards
+from points.domain.rewards import Grant, Purchase, Rewards, SpendCounted
 from points.domain.segments import segment_rules_from_json
 from points.handlers.ledger_events import LedgerEventWriter, post_changes
 from points.handlers.members import MemberNotFoundError
@@ -158,12 +158,13 @@ async def claim(
     lot_validity: timedelta,
 ) -> tuple[int, bool]:
     """Grant a limited give-away, exactly within its caps. Returns (points, newly granted); the same
-    claim id sent again answers the first grant."""
+    member sending the same claim id again (at once or later) is answered the first grant. A claim id
+    is the member's own: another member's same id is that member's own claim."""
     now = datetime.now(UTC)
     async with store.transaction() as tx:
         sql = ActivitiesSql(tx.conn)
-        activity = await _locked(sql, activity_id)
-        already = await sql.granted_points(activity_id, claim_id)
+        activity = await _locked(sql, activity_id)  # concurrent claims of one activity queue here
+        already = await sql.claimed_points(activity_id, member_id, claim_id)
         if already is not None:
             return already, False
         if not await tx.member_exists(member_id):
@@ -202,12 +203,13 @@ async def set_referrer(store: PointsStore, referee: uuid.UUID, referrer: uuid.UU
 
 
 async def _save(sql: ActivitiesSql, rewards: Rewards, now: datetime) -> None:
-    """Write standings, counters, referrals and grants; call after the book's transfers are written."""
-    granted = {g.activity_id for g in rewards.grants}
+    """Write standings, counters, referrals, grants and threshold spend; call after the book's transfers."""
+    changed = {g.activity_id for g in rewards.grants} | {g.activity_id for g in rewards.reversed_grants.values()}
     await sql.save_standings({k: rewards.standings[k] for k in rewards.touched}, now)
-    await sql.save_counters([a for a in rewards.activities.values() if a.activity_id in granted])
+    await sql.save_counters([a for a in rewards.activities.values() if a.activity_id in changed])
     await sql.mark_rewarded(rewards.rewarded_referees, now)
-    await sql.save_grants(rewards.grants)
+    await sql.save_grants(rewards.grants, list(rewards.reversed_grants.values()))
+    await sql.save_spend_counted(rewards.new_counted)
 
 
 # --- purchases: bonuses in the earn batch ------------------------------------------------------
@@ -215,7 +217,10 @@ async def _save(sql: ActivitiesSql, rewards: Rewards, now: datetime) -> None:
 
 @dataclass
 class EarnRewards:
-    """The activity part of an earn batch: prepared before the account locks, applied per purchase."""
+    """The activity part of an earn batch: prepared before the account locks, applied as the book moves.
+
+    It is the batch's `EarnListener`: a purchase earns bonuses, a refund takes back what its purchase earned.
+    """
 
     sql: ActivitiesSql
     lot_validity: timedelta
@@ -223,29 +228,46 @@ class EarnRewards:
     referrers: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     members: set[uuid.UUID] = field(default_factory=set)
     rewards: Rewards | None = None
-    seen_partners: dict[uuid.UUID, set[str | None]] = field(default_factory=dict)
+    seen_partners: dict[uuid.UUID, dict[str | None, int]] = field(default_factory=dict)
+    """Per member, its purchases (not refunded entirely) by partner (None: the card), this batch's included."""
+    links: dict[str, uuid.UUID | None] = field(default_factory=dict)
+    refunded: list[uuid.UUID] = field(default_factory=list)
+    """Purchases (event ids) from before this batch that its refunds touch."""
+    granted: list[Grant] = field(default_factory=list)
+    counted: list[SpendCounted] = field(default_factory=list)
 
-    async def prepare(self, earns: Sequence[Earn], links: dict[str, uuid.UUID | None]) -> set[str]:
-        """Lock the activities the batch can be judged by; returns the accounts their grants touch."""
+    async def prepare(
+        self, earns: Sequence[Earn], links: dict[str, uuid.UUID | None], refunded: Sequence[Earning]
+    ) -> RewardAccounts:
+        """Lock the activities the batch can be judged by, and those whose bonuses its refunds take back."""
+        self.links = links
         self.members = {m for f in earns if (m := links.get(f.identifier)) is not None}
-        if not self.members:
-            return set()
-        times = [f.occurred_at for f in earns]
-        self.activities = await self.sql.lock(await self.sql.live_between(min(times), max(times)))
+        self.refunded = [e.event_id for e in refunded]
+        live: list[uuid.UUID] = []
+        if self.members:
+            times = [f.occurred_at for f in earns]
+            live = await self.sql.live_between(min(times), max(times))
+        touched = await self.sql.activities_of_purchases(self.refunded)
+        self.activities = await self.sql.lock([*live, *touched])
         if not self.activities:
-            return set()
-        if any(a.kind is ActivityKind.REFERRAL for a in self.activities.values()):
+            return RewardAccounts()
+        self.granted, self.counted = await self.sql.for_refunds(self.refunded)
+        if any(a.kind is ActivityKind.REFERRAL for a in self.activities.values()) and self.members:
             self.referrers = await self.sql.referrers(self.members)
         if any(a.kind in (ActivityKind.FIRST_PURCHASE, ActivityKind.REFERRAL) for a in self.activities.values()):
             self.seen_partners = await self.sql.earlier_partners(self.members, [f.event_id for f in earns])
-        return {a.budget_account for a in self.activities.values()} | {
-            member_account(m) for m in self.referrers.values()
-        }
+        takers = {g.member_id for g in self.granted}
+        return RewardAccounts(
+            {a.budget_account for a in self.activities.values()}
+            | {member_account(m) for m in {*self.referrers.values(), *takers}},
+            {member_account(m) for m in takers},
+        )
 
     async def start(self, book: Book) -> None:
         if not self.activities:
             return
-        people = self.members | set(self.referrers.values())
+        people = self.members | set(self.referrers.values()) | {g.member_id for g in self.granted}
+        people |= {c.member_id for c in self.counted}
         self.rewards = Rewards(
             book,
             self.activities,
@@ -254,22 +276,42 @@ class EarnRewards:
             self.referrers,
             self.lot_validity,
         )
+        self.rewards.load(self.granted, self.counted)
 
     def earned(self, fact: Earn, holder: str) -> None:
         """A purchase was just credited to `holder`: grant what the activities in force then say."""
         if self.rewards is None or kind_of(holder) is not AccountKind.MEMBER:
             return
         member = member_of(holder)
-        seen = self.seen_partners.setdefault(member, set())
+        seen = self.seen_partners.setdefault(member, {})
         partner = fact.partner_id if fact.channel == "partner" else None
         purchase = Purchase(
             fact.event_id, member, fact.occurred_at, fact.channel, fact.partner_id, fact.category, fact.mcc,
-            fact.amount_minor, fact.currency, fact.points, first_at_partner=partner not in seen, first_ever=not seen,
+            fact.amount_minor, fact.currency, fact.points, first_at_partner=not seen.get(partner),
+            first_ever=not any(seen.values()),
         )  # fmt: skip
-        seen.add(partner)
+        seen[partner] = seen.get(partner, 0) + 1
         self.rewards.on_purchase(purchase)
+
+    def reversed(self, fact: Reverse, earning: Earning, refunded_before: int) -> None:
+        """A refund just reversed the purchase's own points: take back its bonuses, lower its threshold spend."""
+        if self.rewards is None:
+            return
+        member = self.links.get(earning.identifier)
+        seen = self.seen_partners.get(member) if member is not None else None
+        if seen and earning.fully_refunded and seen.get(earning.partner_id):
+            seen[earning.partner_id] -= 1  # a purchase refunds took back entirely is no purchase
+        self.rewards.on_refund(fact, earning, refunded_before)
 
     async def save(self, now: datetime) -> None:
         """After the book's transfers are written."""
         if self.rewards is not None:
             await _save(self.sql, self.rewards, now)
+
+
+@dataclass(frozen=True)
+class RewardAccounts:
+    """The accounts an earn batch's rewards touch: to lock, and (members a refund debits) with their lots."""
+
+    locked: set[str] = field(default_factory=set)
+    debited: set[str] = field(default_factory=set)

@@ -15,9 +15,9 @@ from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundReco
 from loyalty_runtime.inbox import first_copies
 from loyalty_runtime.outbox import OutboxMessage
 from points.adapters.activities_store import ActivitiesSql
-from points.adapters.store import PointsStore
+from points.adapters.store import PointsStore, Transaction
 from points.domain.card_rates import CardRates, points_for
-from points.domain.earning import Earn, EarnPlan, Outcome, Reverse
+from points.domain.earning import Earn, Earning, EarnPlan, Reverse, holder_of_earning
 from points.domain.ledger import (
     BREAKAGE,
     CARD_ISSUED,
@@ -113,7 +113,11 @@ async def apply_earn_batch(
     events: LedgerEventWriter,
     lot_validity: timedelta,
 ) -> BatchOutcome:
-    """Apply each fact once, in order: the inbox claim, transfers, lots and ledger events share one transaction."""
+    """Apply each fact once, in order: the inbox claim, transfers, lots and ledger events share one transaction.
+
+    Lock order (the same in every handler, so that concurrent work never deadlocks): the batch's
+    purchases (source keys), identifiers, activities, then accounts, each in sorted order.
+    """
     outcome = BatchOutcome()
     async with store.transaction() as tx:
         fresh = await tx.claim_inbox(topic, [f.event_id for f in facts])
@@ -122,52 +126,73 @@ async def apply_earn_batch(
         facts = first_copies(facts, fresh, lambda f: f.event_id)
         if not facts:
             return outcome
-        earns = [f for f in facts if isinstance(f, Earn)]
-        earnings = await tx.earnings(f.source_key for f in facts)
-        parked = await tx.parked(f.source_key for f in earns)
-
-        links = await tx.lock_identifiers([f.identifier for f in earns] + [e.identifier for e in earnings.values()])
-        holders = {identifier: holder_of(identifier, member) for identifier, member in links.items()}
-        rewards = EarnRewards(ActivitiesSql(tx.conn), lot_validity)
-        rewarded = await rewards.prepare(earns, links)
-        issuers = {f.issuer_account for f in earns} | {e.issuer_account for e in earnings.values()}
-
-        # Accounts a reversal may debit need their lots; a member's may need its receivable (clawback).
-        reversed_keys = {f.source_key for f in facts if isinstance(f, Reverse)} | set(parked)
-        identifier_of = {f.source_key: f.identifier for f in earns} | {k: e.identifier for k, e in earnings.items()}
-        debited = {holders[identifier_of[k]] for k in reversed_keys if k in identifier_of}
-        debtors = {receivable_account(member_of(h)) for h in debited if kind_of(h) is AccountKind.MEMBER}
-        await tx.ensure_accounts(set(holders.values()) | issuers | debtors)
-        receivables = {receivable_account(m) for m in links.values() if m is not None}
-        breakage = {BREAKAGE} if any(kind_of(h) is AccountKind.UNCLAIMED for h in debited) else set()
-        accounts = await tx.lock_accounts(set(holders.values()) | issuers | receivables | breakage | rewarded)
-        owing = {
-            member_account(member_of(a.account_id))
-            for a in accounts
-            if a.kind is AccountKind.RECEIVABLE and a.posted < 0
-        }
-        book = Book(accounts, await tx.live_lots(debited | owing))
-        book.mark_lots_loaded(debited | owing)
-
-        plan = EarnPlan(book, holders, earnings, parked, lot_validity)
-        await rewards.start(book)
+        # A purchase and its refund on two processes at once: the later one waits, then sees the earlier.
+        await tx.lock_purchases(f.source_key for f in facts)
+        batch = await _load(tx, facts, lot_validity)
+        plan = EarnPlan(batch.book, batch.holders, batch.earnings, batch.parked, lot_validity, batch.rewards)
+        await batch.rewards.start(batch.book)
         for fact in facts:
-            if isinstance(fact, Earn):
-                earned = plan.earn(fact)
-                if earned is Outcome.APPLIED:
-                    rewards.earned(fact, holders[fact.identifier])
-                outcome.add(earned)
-            else:
-                outcome.add(plan.reverse(fact))
+            outcome.add(plan.earn(fact) if isinstance(fact, Earn) else plan.reverse(fact))
         await tx.save_earnings(
-            plan.new_earnings, {f.source_key: f for f in earns}, list(plan.changed_earnings.values())
+            plan.new_earnings, {f.source_key: f for f in batch.earns}, list(plan.changed_earnings.values())
         )
         await tx.park(plan.newly_parked)
         await tx.unpark(plan.unparked)
         rejected = [dead_letter(events.dead_letter_topic(topic), fact, reason) for fact, reason in plan.rejected]
-        await post_changes(tx, book, events, correlations=correlations, extra=rejected)
-        await rewards.save(datetime.now(UTC))
+        await post_changes(tx, batch.book, events, correlations=correlations, extra=rejected)
+        await batch.rewards.save(datetime.now(UTC))
     return outcome
+
+
+@dataclass
+class _Batch:
+    earns: list[Earn]
+    earnings: dict[str, Earning]
+    parked: dict[str, list[Reverse]]
+    holders: dict[str, str]
+    rewards: EarnRewards
+    book: Book
+
+
+async def _load(tx: Transaction, facts: Sequence[Fact], lot_validity: timedelta) -> _Batch:
+    """Read and lock what the batch touches: earnings, parked refunds, identifiers, activities, accounts, lots."""
+    earns = [f for f in facts if isinstance(f, Earn)]
+    earnings = await tx.earnings(f.source_key for f in facts)
+    parked = await tx.parked(f.source_key for f in earns)
+
+    links = await tx.lock_identifiers([f.identifier for f in earns] + [e.identifier for e in earnings.values()])
+    holders = {identifier: holder_of(identifier, member) for identifier, member in links.items()}
+    refunds = {f.source_key for f in facts if isinstance(f, Reverse)}
+    rewards = EarnRewards(ActivitiesSql(tx.conn), lot_validity)
+    rewarded = await rewards.prepare(earns, links, [e for k, e in earnings.items() if k in refunds])
+    issuers = {f.issuer_account for f in earns} | {e.issuer_account for e in earnings.values()}
+
+    # Accounts a reversal may debit need their lots; a member's may need its receivable (clawback).
+    reversed_keys = refunds | set(parked)
+    identifier_of = {f.source_key: f.identifier for f in earns} | {k: e.identifier for k, e in earnings.items()}
+    debited = {_holder(k, earnings, holders, identifier_of) for k in reversed_keys if k in identifier_of}
+    debited |= rewarded.debited
+    debtors = {receivable_account(member_of(h)) for h in debited if kind_of(h) is AccountKind.MEMBER}
+    await tx.ensure_accounts(set(holders.values()) | issuers | debtors | debited)
+    receivables = {receivable_account(m) for m in links.values() if m is not None} | debtors
+    breakage = {BREAKAGE} if any(kind_of(h) is AccountKind.UNCLAIMED for h in debited) else set()
+    accounts = await tx.lock_accounts(
+        set(holders.values()) | debited | issuers | receivables | breakage | rewarded.locked
+    )
+    owing = {
+        member_account(member_of(a.account_id)) for a in accounts if a.kind is AccountKind.RECEIVABLE and a.posted < 0
+    }
+    book = Book(accounts, await tx.live_lots(debited | owing))
+    book.mark_lots_loaded(debited | owing)
+    return _Batch(earns, earnings, parked, holders, rewards, book)
+
+
+def _holder(
+    source_key: str, earnings: dict[str, Earning], holders: dict[str, str], identifier_of: dict[str, str]
+) -> str:
+    """The account a reversal of this purchase debits: where its points went, else its identifier's holder."""
+    earning = earnings.get(source_key)
+    return holder_of_earning(earning, holders) if earning is not None else holders[identifier_of[source_key]]
 
 
 def dead_letter(topic: str, fact: Reverse, reason: str) -> OutboxMessage:

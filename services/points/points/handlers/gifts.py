@@ -44,6 +44,7 @@ async def give(
         raise GiftRefusedError("a member cannot give points to itself")
     now = datetime.now(UTC)
     async with store.transaction() as tx:
+        await tx.lock_gift_id(gift_id)  # a concurrent request with this id waits, then reads what this one did
         existing = await tx.find_gift(gift_id)
         if existing is not None:
             if (existing["sender"], existing["recipient"], existing["amount"]) != (sender, recipient, amount):

@@ -32,6 +32,7 @@ async def activity_report(store: SegmentStore, activity_id: uuid.UUID, now: date
         responded=responded,
         members_granted=activity["members_granted"],
         points_granted=activity["points_granted"],
+        points_reversed=activity["points_reversed"],
         budget_points=activity["budget_points"],
         budget_left=activity["budget_left"],
         spend=spend_by_currency(targeted, holdout, responded, totals),
