@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) deploy/local/stack.py
 PACKAGES := contracts/pyproject.toml runtime/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: help venv up down status demo test verify bench cards token dlq lint format docs schemas lock
+.PHONY: help venv up down status demo test verify bench chaos cards token dlq lint format docs schemas lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ verify: venv ## Check every ledger invariant on the running system's database (n
 bench: venv ## Measure throughput and latency against this machine's limits (BENCH_ARGS=--quick); bench/results/latest.json
 	@$(STACK) infra
 	@$(PY) -m bench $(BENCH_ARGS)
+
+chaos: venv ## Faults on a platform of its own: make chaos SEED=1 MINUTES=2 (BROKERS=1, KEEP=1); .local/chaos/<seed>/result.json
+	@$(PY) -m tools.chaos --seed $(or $(SEED),1) --minutes $(or $(MINUTES),2) $(if $(BROKERS),--brokers $(BROKERS)) $(if $(KEEP),--keep)
 
 cards: venv ## Publish realistic card transactions: make cards CARDS=tok_x,tok_y COUNT=20
 	@$(PY) -m tools.cardfeed $(if $(CARDS),--cards $(CARDS),--random-cards 100) --count $(or $(COUNT),20)

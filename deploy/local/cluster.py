@@ -12,8 +12,10 @@ and stop them when done. Nothing here starts at import time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -46,22 +48,47 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+PORT_FLOOR = 20_000
+"""Ports handed out start here, above the fixed ones of `make up` (8101-8103, 19092-19097)."""
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def free_ports(count: int, *, consecutive: bool = False) -> list[int]:
-    """Ports nobody listens on; `consecutive` gives a run of them (a Kafka node needs two side by side)."""
-    if not consecutive:
-        return [free_port() for _ in range(count)]
-    for _ in range(100):
-        start = free_port()
-        ports = list(range(start, start + count))
-        if ports[-1] < 65535 and not any(port_open(p) for p in ports):
+    """Ports nobody uses, below the kernel's ephemeral range: a port inside it can be taken by any outgoing
+    connection between choosing it and binding it. `consecutive` gives a run (a Kafka node needs two side by side).
+    A port is handed out once per process, so that two servers of one platform never get the same."""
+    ports: list[int] = []
+    for _ in range(500):
+        start = random.randrange(PORT_FLOOR, port_ceiling() - count)
+        run = list(range(start, start + count)) if consecutive else [start]
+        if all(p not in _handed_out and bindable(p) for p in run):
+            ports += run
+            _handed_out.update(run)
+        if len(ports) >= count:
             return ports
-    raise ClusterError(f"found no {count} consecutive free ports on 127.0.0.1")
+    raise ClusterError(f"found no {count} free ports on 127.0.0.1 between {PORT_FLOOR} and {port_ceiling()}")
+
+
+def port_ceiling() -> int:
+    """Where the ephemeral range begins (Linux's setting; IANA's 49152 elsewhere)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 49_152
+    return low if low > PORT_FLOOR + 1_000 else 65_535
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> None:
@@ -71,14 +98,33 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, log: Path |
     while not check():
         now = time.monotonic()
         if now > deadline:
-            tail = ""
-            if log is not None and log.exists():
-                tail = "\n--- last lines of " + str(log) + " ---\n" + "\n".join(log.read_text().splitlines()[-25:])
-            raise ClusterError(f"{what} did not become ready within {timeout:.0f} s.{tail}")
+            raise not_ready(what, timeout, log)
         if now > next_note:
             say(f"  still waiting for {what} ({now - started:.0f} s)")
             next_note = now + 5
         time.sleep(0.2)
+
+
+async def wait_until_async(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> None:
+    """wait_until for coroutines: each check runs in a thread, the waits do not, so cancelling the caller stops it."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    next_note = started + 5
+    while not await asyncio.to_thread(check):
+        now = time.monotonic()
+        if now > deadline:
+            raise not_ready(what, timeout, log)
+        if now > next_note:
+            say(f"  still waiting for {what} ({now - started:.0f} s)")
+            next_note = now + 5
+        await asyncio.sleep(0.2)
+
+
+def not_ready(what: str, timeout: float, log: Path | None) -> ClusterError:
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n--- last lines of " + str(log) + " ---\n" + "\n".join(log.read_text().splitlines()[-25:])
+    return ClusterError(f"{what} did not become ready within {timeout:.0f} s.{tail}")
 
 
 def require_tool(tool: str, install_hint: str) -> str:
@@ -166,6 +212,19 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc (Linux); none where there is no /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        if parent == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 # --- Kafka ---------------------------------------------------------------------------------
@@ -304,9 +363,12 @@ class KafkaCluster:
         return self.processes.signal(node.name, sig)
 
     def stop(self) -> list[str]:
-        """Every node at once: the last of nodes stopped one by one waits in vain for a controller quorum."""
-        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
-            stopped = list(pool.map(lambda node: self.processes.stop(node.name, timeout=60), self.nodes))
+        """All nodes but one at once, then the last: alone, it waits in vain for a controller quorum, so it
+        gets a short grace only (a few seconds of log recovery at its next start)."""
+        *others, last = self.nodes
+        with ThreadPoolExecutor(max_workers=max(len(others), 1)) as pool:
+            stopped = list(pool.map(lambda node: self.processes.stop(node.name, timeout=60), others))
+        stopped.append(self.processes.stop(last.name, timeout=60 if not others else 10))
         return [node.name for node, done in zip(self.nodes, stopped, strict=True) if done]
 
     def _write_properties(self, node: KafkaNode) -> Path:
@@ -418,7 +480,7 @@ class Postgres:
         if not (self.data / "postmaster.pid").exists():
             return False
         say("stopping PostgreSQL")
-        self.signal(signal.SIGCONT)
+        self.signal_all(signal.SIGCONT)
         try:
             self._pg("pg_ctl", ["-w", "-t", "60", "-m", "fast", "stop"])
         except subprocess.CalledProcessError:
@@ -430,6 +492,17 @@ class Postgres:
             return int((self.data / "postmaster.pid").read_text().splitlines()[0])
         except (FileNotFoundError, ValueError, IndexError):
             return None
+
+    def signal_all(self, sig: signal.Signals) -> bool:
+        """Signal the postmaster, then every process it forked: the whole server crashes or pauses at once
+        (a paused postmaster alone would leave its backends serving the connections they hold)."""
+        pid = self.postmaster_pid()
+        if pid is None or not alive(pid):
+            return False
+        for member in [pid, *children(pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, sig)
+        return True
 
     def signal(self, sig: signal.Signals) -> bool:
         """Signal the postmaster (SIGKILL: a crash; SIGSTOP/SIGCONT: a pause); True when it ran."""

@@ -25,7 +25,7 @@ from deploy.local.cluster import (
     free_ports,
     ready,
     start_service,
-    wait_until,
+    wait_until_async,
 )
 
 DATABASES = {"partners": "loyalty_partners", "points": "loyalty_points", "redemption": "loyalty_redemption"}
@@ -89,7 +89,7 @@ class Fleet:
     async def wait_ready(self, name: str, timeout: float = 90) -> None:
         service = self.services[name]
         log = self.processes.log(name)
-        await asyncio.to_thread(wait_until, f"{name} /ready", lambda: ready(service.port), timeout, log)
+        await wait_until_async(f"{name} /ready", lambda: ready(service.port), timeout, log)
 
     def signal_service(self, name: str, sig: signal.Signals) -> bool:
         return self.processes.signal(name, sig)
@@ -99,7 +99,6 @@ class Fleet:
         for name in reversed(list(self.services)):
             await asyncio.to_thread(self.processes.stop, name)
         await asyncio.to_thread(self.kafka.stop)
-        self.postgres.signal(signal.SIGCONT)
         await asyncio.to_thread(self.postgres.stop)
 
     async def _create_topics(self) -> None:

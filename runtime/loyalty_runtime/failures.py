@@ -54,6 +54,8 @@ def _transient_itself(error: BaseException) -> bool:
         return state.startswith(TRANSIENT_SQLSTATE_CLASSES) or state in TRANSIENT_SQLSTATES
     if isinstance(error, asyncpg.InterfaceError):  # "connection is closed", "pool is closing", ...
         return not isinstance(error, _PERMANENT_INTERFACE_ERRORS)
+    if isinstance(error, asyncpg.InternalClientError):  # a connection left mid-operation when the server died
+        return True
     if isinstance(error, KafkaConnectionError | KafkaTimeoutError):
         return True
     if isinstance(error, KafkaError):

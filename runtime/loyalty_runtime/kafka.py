@@ -31,10 +31,18 @@ def reliable_producer(bootstrap: str, client_id: str, *, linger_ms: int) -> AIOK
     )
 
 
+def bootstrap_servers(setting: str) -> list[str]:
+    """'host:port,host:port' as the list FastStream needs (it takes a whole string for one host)."""
+    servers = [s.strip() for s in setting.split(",") if s.strip()]
+    if not servers:
+        raise ValueError("KAFKA_BOOTSTRAP_SERVERS is empty; give host:port[,host:port...]")
+    return servers
+
+
 def build_broker(settings: ServiceSettings, service: str, provider: trace.TracerProvider) -> KafkaBroker:
     """An idempotent, acks=all producer plus consumers; per-message logs only at DEBUG."""
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         client_id=service,
         acks="all",
         enable_idempotence=True,

@@ -103,9 +103,12 @@ class OutboxRelay:
                     while True:
                         woken.clear()
                         if await self.relay_once(conn, producer) < self._batch_size:
-                            # A notification ends the wait at once; the timeout is the fallback.
+                            # A notification ends the wait at once; the timeout is the fallback. Not
+                            # asyncio.wait_for: on Python 3.11 it can swallow the cancellation that stops
+                            # the service when the wait ends at the same moment, and the relay runs on.
                             with contextlib.suppress(TimeoutError):
-                                await asyncio.wait_for(woken.wait(), self._idle_wait)
+                                async with asyncio.timeout(self._idle_wait):
+                                    await woken.wait()
                 finally:
                     with contextlib.suppress(Exception):  # the connection may be closing with the service
                         await conn.remove_listener("outbox", wake)

@@ -46,7 +46,7 @@ def dependency_of(error: BaseException) -> str:
     """Which dependency an error came from (its class, or the library its traceback went through)."""
     current: BaseException | None = error
     while current is not None:
-        if isinstance(current, asyncpg.PostgresError | asyncpg.InterfaceError):
+        if isinstance(current, asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError):
             return "the database"
         if isinstance(current, KafkaError):
             return "the event broker"
@@ -122,7 +122,8 @@ class ServiceShell:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
 
-        for kind in (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError):
+        database = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+        for kind in (OSError, TimeoutError, *database, KafkaError):
             self.app.add_exception_handler(kind, unavailable)
 
     def add_outbox_relay(self) -> None:
@@ -165,7 +166,10 @@ class ServiceShell:
         # consumers, which finish the batch in flight and commit it.
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_seconds)
+            for task in pending:  # never hang the shutdown on a task that ignores its cancellation
+                log.error("background task did not stop; leaving it", extra={"task": task.get_name()})
         self._tasks.clear()
         await self.broker.stop()
         if self._pool is not None:

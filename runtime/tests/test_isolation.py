@@ -115,6 +115,7 @@ async def test_transient_failures_that_outlast_the_patience_rewind_instead_of_de
         asyncpg.exceptions.QueryCanceledError("statement timeout"),
         asyncpg.exceptions.LockNotAvailableError("lock timeout"),
         asyncpg.InterfaceError("connection is closed"),
+        asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
         KafkaConnectionError("broker gone"),
         UnknownTopicOrPartitionError(),
     ],

@@ -57,7 +57,8 @@ class KafkaEventPublisher:
     async def publish(self, keyed_events: Sequence[tuple[str, Event]]) -> None:
         if self._producer is None:  # the service is starting (or the producer restarting after a failure)
             try:
-                await asyncio.wait_for(self._started.wait(), self._start_wait)
+                async with asyncio.timeout(self._start_wait):  # not wait_for: it can swallow a cancel on 3.11
+                    await self._started.wait()
             except TimeoutError:
                 raise EventsUnavailableError("the intake producer is not running") from None
         producer = self._producer
