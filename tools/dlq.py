@@ -38,11 +38,11 @@ def base_url(service: str) -> str:
     return os.environ.get(f"{service.upper()}_URL", f"http://127.0.0.1:{SERVICES[service]}")
 
 
-def client() -> httpx.Client:
+def client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
     token = TokenAuthority(os.environ.get("JWT_SECRET", LOCAL_JWT_SECRET)).issue(
         "ops-dlq", Role.OPS, timedelta(hours=1)
     )
-    return httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10, transport=transport)
 
 
 def call(http: httpx.Client, service: str, method: str, path: str, **kwargs: Any) -> Any:
@@ -146,10 +146,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = None) -> int:
     options = parser().parse_args(argv)
     try:
-        with client() as http:
+        with client(transport) as http:
             if options.command in (None, "summary"):
                 print_summary(summary(http))
                 if options.command is None:
