@@ -253,7 +253,14 @@ class Stack:
         for service in dict.fromkeys((*self.services, *self.databases)):
             await db.ensure_database(self.run.admin_dsn, self.database(service))
             await db.migrate(self.dsn(service), MIGRATIONS[service])
-        await ensure_topics(self.run.kafka, ALL_TOPICS, self.prefix)
+        cluster = stack.kafka_cluster()
+        await ensure_topics(
+            self.run.kafka,
+            ALL_TOPICS,
+            self.prefix,
+            replication_factor=cluster.replication_factor,
+            min_insync_replicas=cluster.min_insync_replicas,
+        )
 
     def process(self, service: str, replica: int = 1) -> ServiceProcess:
         """The service's process (or its n-th replica, same database and consumer group), configured but not
