@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from bench.harness import ROOT
-from deploy.local import stack
+from deploy.local.cluster import KAFKA_LIBS
 
 
 def _git(*args: str) -> str:
@@ -30,7 +30,7 @@ def memory_gib() -> float:
 
 def kafka_version() -> str:
     """From the broker jar's name in .local/kafka/libs (kafka_2.13-4.1.1.jar: 4.1.1)."""
-    for jar in sorted(stack.KAFKA_LIBS.glob("kafka_2.13-*.jar")):
+    for jar in sorted(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
         found = re.fullmatch(r"kafka_2\.13-([\d.]+)\.jar", jar.name)
         if found:
             return found.group(1)
