@@ -42,9 +42,6 @@ class ServiceShellLike(Protocol):
     def pool(self) -> asyncpg.Pool: ...
 
 
-T = TypeVar("T")
-
-
 BATCH_MAX_RECORDS = 500
 """Records per consumer batch: one database transaction each (DESIGN.md, Performance model)."""
 BATCH_WAIT_MS = 10
@@ -117,6 +114,11 @@ def letter_of(record: ConsumerRecord[Any, Any], reason: str, error_class: str) -
         record.topic, record.partition, record.offset, record.timestamp, record.key, record.value,
         tuple(record.headers), reason, error_class,
     )  # fmt: skip
+
+
+def letter_for(record: ConsumerRecord[Any, Any], error: Exception) -> Letter:
+    """The dead letter of a record that `error` refused: its message as the reason, its class."""
+    return letter_of(record, str(error) or type(error).__name__, type(error).__name__)
 
 
 @dataclass(frozen=True)
@@ -200,11 +202,9 @@ class BatchConsumer(Generic[T]):
             try:
                 deliveries.append(Delivery(self.prepare(event), event, origin.record, origin.headers))
             except Exception as error:
-                letters.append(letter_of(origin.record, str(error) or type(error).__name__, type(error).__name__))
+                letters.append(letter_for(origin.record, error))
         guilty = await self.isolator.apply(deliveries, self._apply_traced)
-        letters += [
-            letter_of(g.item.record, str(g.error) or type(g.error).__name__, type(g.error).__name__) for g in guilty
-        ]
+        letters += [letter_for(g.item.record, g.error) for g in guilty]
         if letters:
             await self.isolator.retry(lambda: self._dead_letter(letters, message))
 
@@ -221,7 +221,8 @@ class BatchConsumer(Generic[T]):
             await self.skipped(conn, [r for r in records if (r.partition, r.offset) in places])
         for letter in letters:
             log.warning(
-                "record dead-lettered" if fresh else "record dead-lettered before; not again",
+                "record refused; it is a dead letter (once, however often its batch is read)",
                 extra={"topic": letter.topic, "partition": letter.partition, "offset": letter.offset,
-                       "error_class": letter.error_class, "reason": letter.reason[:300]},
+                       "error_class": letter.error_class, "reason": letter.reason[:300],
+                       "new_in_this_batch": fresh},
             )  # fmt: skip

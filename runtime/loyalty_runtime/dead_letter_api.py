@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from loyalty_runtime import dead_letters
 from loyalty_runtime.auth import Principal
-from loyalty_runtime.dead_letters import DeadLetter, DeadLetterStore
+from loyalty_runtime.dead_letters import DeadLetter, DeadLetterStore, letter_id
 
 MAX_PAGE = 500
 
@@ -71,12 +71,8 @@ class Replayed(BaseModel):
 
 
 def _out(service: str, letter: DeadLetter) -> DeadLetterOut:
-    return DeadLetterOut(
-        id=f"{service}:{letter.id}", number=letter.id, service=service, topic=letter.topic,
-        partition=letter.partition, offset=letter.offset, key=letter.key, event_id=letter.event_id,
-        event_type=letter.event_type, reason=letter.reason, error_class=letter.error_class, dead_at=letter.dead_at,
-        replays=letter.replays, last_replayed_at=letter.last_replayed_at,
-    )  # fmt: skip
+    listed = {k: v for k, v in vars(letter).items() if k not in ("id", "value", "headers")}
+    return DeadLetterOut(id=letter_id(service, letter.id), number=letter.id, service=service, **listed)
 
 
 def _detail(service: str, letter: DeadLetter) -> DeadLetterDetail:
@@ -118,7 +114,7 @@ def router(service: str, store: Callable[[], DeadLetterStore], ops: Callable[...
     async def show(number: int, _caller: Ops) -> DeadLetterDetail:
         letter = await store().get(number)
         if letter is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {service}:{number}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {letter_id(service, number)}")
         return _detail(service, letter)
 
     @api.post(
@@ -128,8 +124,8 @@ def router(service: str, store: Callable[[], DeadLetterStore], ops: Callable[...
     async def replay_one(number: int, _caller: Ops) -> Replayed:
         done = await store().replay([number])
         if not done:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {service}:{number}")
-        return Replayed(replayed=[f"{service}:{n}" for n in done])
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {letter_id(service, number)}")
+        return Replayed(replayed=[letter_id(service, n) for n in done])
 
     @api.post(
         "/replay", status_code=status.HTTP_202_ACCEPTED,
@@ -137,6 +133,6 @@ def router(service: str, store: Callable[[], DeadLetterStore], ops: Callable[...
     )  # fmt: skip
     async def replay_topic(body: ReplayTopic, _caller: Ops) -> Replayed:
         done = await store().replay_topic(body.topic, include_replayed=body.include_replayed)
-        return Replayed(replayed=[f"{service}:{n}" for n in done])
+        return Replayed(replayed=[letter_id(service, n) for n in done])
 
     return api

@@ -33,6 +33,11 @@ from loyalty_runtime.outbox import OutboxMessage, enqueue
 MAX_REASON = 1000
 
 
+def letter_id(service: str, number: int) -> str:
+    """How people name a dead letter: `<service>:<number>` (the dlq-id header, `make dlq SHOW=`)."""
+    return f"{service}:{number}"
+
+
 @dataclass(frozen=True)
 class Letter:
     """A record to dead-letter: where it was read, what it held, and why it is refused."""
@@ -89,7 +94,7 @@ async def record(conn: asyncpg.Connection, letters: Sequence[Letter], *, service
                 "dlq-topic": row["topic"],
                 "dlq-partition": str(row["partition"]),
                 "dlq-offset": str(row["record_offset"]),
-                "dlq-id": f"{service}:{row['id']}",
+                "dlq-id": letter_id(service, row["id"]),
             },
         )
         for row in sorted(stored, key=lambda r: r["id"])
@@ -237,7 +242,10 @@ class DeadLetterStore:
                 conn,
                 [
                     OutboxMessage(
-                        r["topic"], r["key"], r["value"], {**orjson.loads(r["headers"]), "dlq-replay-of": self._id(r)}
+                        r["topic"],
+                        r["key"],
+                        r["value"],
+                        {**orjson.loads(r["headers"]), "dlq-replay-of": letter_id(self._service, r["id"])},
                     )
                     for r in rows
                 ],
@@ -247,6 +255,3 @@ class DeadLetterStore:
     async def replay_topic(self, topic: str, *, include_replayed: bool = False) -> list[int]:
         ids = [r["id"] for r in await self._pool.fetch(_REPLAYABLE, topic, include_replayed)]
         return await self.replay(ids) if ids else []
-
-    def _id(self, row: asyncpg.Record) -> str:
-        return f"{self._service}:{row['id']}"

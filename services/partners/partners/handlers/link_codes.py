@@ -13,6 +13,7 @@ from contracts.link_codes import code_hash, new_code
 from contracts.topics import LINK_CODES
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
+from partners.domain.intake import partition_key
 
 SOURCE = "partners"
 
@@ -30,7 +31,7 @@ class LinkCodeEvents:
 
     def message(self, event: LinkCodeIssued) -> OutboxMessage:
         headers = inject_context({"type": event.type})
-        key = f"{event.payload.partner_id}:{event.payload.customer_ref}"
+        key = partition_key(event.payload.partner_id, event.payload.customer_ref)  # like the customer's purchases
         return OutboxMessage(self.topic, key, event.model_dump_json().encode(), headers)
 
 
