@@ -1,4 +1,4 @@
-"""Bearer tokens for members and ops (JWT, HS256), and the FastAPI dependencies that check them.
+"""Bearer tokens for members, partner staff and ops (JWT, HS256), and the FastAPI dependencies that check them.
 
 Tokens come from the bank's identity provider in production; `python -m loyalty_runtime.auth`
 mints them from the shared secret for local runs, demos and tests.
@@ -27,6 +27,8 @@ AUDIENCE = "loyalty"
 
 class Role(StrEnum):
     MEMBER = "member"
+    PARTNER = "partner"
+    """A person on a partner's staff (the portal); its token names the partner in the `partner` claim."""
     OPS = "ops"
 
 
@@ -34,10 +36,16 @@ class Role(StrEnum):
 class Principal:
     subject: str
     role: Role
+    partner_id: str | None = None
+    """Partner staff only: the one partner whose data the person may read and manage."""
 
     def may_act_for(self, member_id: uuid.UUID) -> bool:
         """Ops may act for any member; a member only for itself."""
-        return self.role is Role.OPS or self.subject == str(member_id)
+        return self.role is Role.OPS or (self.role is Role.MEMBER and self.subject == str(member_id))
+
+    def may_manage_partner(self, partner_id: str) -> bool:
+        """Ops may manage any partner; partner staff only their own."""
+        return self.role is Role.OPS or (self.role is Role.PARTNER and self.partner_id == partner_id)
 
 
 class TokenError(Exception):
@@ -50,9 +58,22 @@ class TokenAuthority:
             raise ValueError("JWT_SECRET must be at least 32 characters")
         self._secret = secret
 
-    def issue(self, subject: str, role: Role, ttl: timedelta = timedelta(hours=12)) -> str:
+    def issue(
+        self, subject: str, role: Role, ttl: timedelta = timedelta(hours=12), *, partner_id: str | None = None
+    ) -> str:
+        if (role is Role.PARTNER) != (partner_id is not None):
+            raise ValueError("a partner staff token names its partner, and only such a token does")
         now = datetime.now(UTC)
-        claims = {"sub": subject, "role": role.value, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl}
+        claims: dict[str, object] = {
+            "sub": subject,
+            "role": role.value,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + ttl,
+        }
+        if partner_id is not None:
+            claims["partner"] = partner_id
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str) -> Principal:
@@ -65,7 +86,13 @@ class TokenAuthority:
                 issuer=ISSUER,
                 options={"require": ["sub", "role", "exp"]},
             )
-            return Principal(subject=str(claims["sub"]), role=Role(claims["role"]))
+            role = Role(claims["role"])
+            partner = claims.get("partner")
+            if role is Role.PARTNER and not isinstance(partner, str):
+                raise TokenError("a partner staff token must name its partner in the 'partner' claim")
+            return Principal(
+                subject=str(claims["sub"]), role=role, partner_id=partner if role is Role.PARTNER else None
+            )
         except (jwt.PyJWTError, ValueError) as error:
             raise TokenError(str(error)) from error
 
@@ -117,16 +144,24 @@ def require_member_access(principal: Principal, member_id: uuid.UUID) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a member may only act on its own points")
 
 
+def require_partner_access(principal: Principal, partner_id: str) -> Principal:
+    """403 unless the caller is ops, or on the staff of this very partner."""
+    if not principal.may_manage_partner(partner_id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "partner staff may only read and manage their own partner")
+    return principal
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(description="Mint a bearer token from JWT_SECRET (local runs and tests).")
     parser.add_argument("--role", choices=[r.value for r in Role], required=True)
-    parser.add_argument("--subject", required=True, help="member id for members; a staff id for ops")
+    parser.add_argument("--subject", required=True, help="member id for members; a staff id for ops and partners")
+    parser.add_argument("--partner", help="partner staff only: the partner id")
     parser.add_argument("--hours", type=int, default=12)
     args = parser.parse_args(argv)
     authority = TokenAuthority(os.environ.get("JWT_SECRET", LOCAL_JWT_SECRET))
-    print(authority.issue(args.subject, Role(args.role), timedelta(hours=args.hours)))
+    print(authority.issue(args.subject, Role(args.role), timedelta(hours=args.hours), partner_id=args.partner))
     return 0
 
 

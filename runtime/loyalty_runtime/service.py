@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 from opentelemetry import trace
 
-from loyalty_runtime import db, dead_letter_api, telemetry
-from loyalty_runtime.auth import TokenAuthority, ops_dependency, principal_dependency
+from loyalty_runtime import consumer_lag, db, dead_letter_api, telemetry
+from loyalty_runtime.auth import Principal, TokenAuthority, ops_dependency, principal_dependency
 from loyalty_runtime.dead_letters import DeadLetterStore
 from loyalty_runtime.failures import is_transient
 from loyalty_runtime.kafka import build_broker
@@ -83,6 +83,10 @@ class ServiceShell:
         self.app = FastAPI(title=f"{name} service", description=description, version="1.0.0", lifespan=self._lifespan)
         self.app.include_router(self._health_router())
         self.app.include_router(self._dead_letter_router())
+        self.consumer_lag = consumer_lag.LagProbe(
+            settings.kafka_bootstrap_servers, name, lambda: consumer_lag.subscriptions(self.broker)
+        )
+        self.app.include_router(self._consumer_lag_router())
         self._answer_unavailable_dependencies()
         telemetry.instrument_http(self.app, self.provider)
 
@@ -218,10 +222,15 @@ class ServiceShell:
 
         return router
 
-    def _dead_letter_router(self) -> APIRouter:
+    def _ops(self) -> Callable[..., Principal]:
         authority = TokenAuthority(self.settings.jwt_secret)
-        ops = ops_dependency(principal_dependency(lambda: authority))
-        return dead_letter_api.router(self.name, lambda: DeadLetterStore(self.pool, self.name), ops)
+        return ops_dependency(principal_dependency(lambda: authority))
+
+    def _dead_letter_router(self) -> APIRouter:
+        return dead_letter_api.router(self.name, lambda: DeadLetterStore(self.pool, self.name), self._ops())
+
+    def _consumer_lag_router(self) -> APIRouter:
+        return consumer_lag.router(lambda: self.consumer_lag, self._ops())
 
     async def _check_database(self) -> str:
         try:

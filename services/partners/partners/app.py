@@ -17,13 +17,14 @@ from loyalty_runtime.service import ServiceShell
 from partners import consumers
 from partners.adapters.cache import CachingRegistry
 from partners.adapters.events import KafkaEventPublisher
+from partners.adapters.history_store import HistoryStore
 from partners.adapters.intake_store import IntakeStore
 from partners.adapters.ledger_offsets import KafkaTopicEnds
 from partners.adapters.offers_store import OfferStore
 from partners.adapters.outbox import OutboxWriter
 from partners.adapters.settlement_store import SettlementStore
 from partners.adapters.store import PartnerStore
-from partners.api import errors, intake, link_codes, offers, registry, statements
+from partners.api import errors, history, intake, link_codes, offers, registry, statements
 from partners.handlers.authentication import Clock, PartnerAuthenticator, forget_expired_signatures
 from partners.handlers.link_codes import LinkCodeEvents
 from partners.handlers.offers import OfferEvents
@@ -83,8 +84,9 @@ def build(
         tracer_provider=shell.provider,
     )
     shell.add_background("intake producer", partner_events.run)
-    intake_log = IntakeStore(lambda: shell.pool)
-    shell.app.include_router(intake.router(partner_events, cached, intake_log, authenticator, clock))
+    intake_log, history_store = IntakeStore(lambda: shell.pool), HistoryStore(lambda: shell.pool)
+    shell.app.include_router(intake.router(partner_events, cached, intake_log, history_store, authenticator, clock))
+    shell.app.include_router(history.router(history_store, cached, authenticator, tokens))
     offer_store, offer_writer = OfferStore(lambda: shell.pool), OfferEvents(settings.kafka_topic_prefix)
     shell.app.include_router(offers.router(offer_store, offer_writer, authenticator, tokens, clock))
     shell.app.include_router(
@@ -92,6 +94,7 @@ def build(
             OutboxWriter(lambda: shell.pool),
             LinkCodeEvents(settings.kafka_topic_prefix),
             authenticator,
+            tokens,
             clock,
             settings.link_code_ttl,
         )

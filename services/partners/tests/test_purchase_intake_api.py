@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from contracts.envelope import Event
 from contracts.signing import REPLAY_WINDOW_SECONDS, signed_headers
 from contracts.topics import PARTNER_PURCHASES
+from partners.adapters.history_store import HistoryStore
 from partners.adapters.intake_store import IntakeStore
 from partners.adapters.store import PartnerStore
 from partners.api import errors, intake
@@ -424,7 +425,8 @@ async def intake_with(database, broker: FlakyBroker) -> AsyncIterator[tuple[Sign
         clock = lambda: datetime.now(UTC)  # noqa: E731
         app = FastAPI()
         log = IntakeStore(lambda: pool)
-        app.include_router(intake.router(broker, store, log, PartnerAuthenticator(store, store, master, clock), clock))
+        authenticator = PartnerAuthenticator(store, store, master, clock)
+        app.include_router(intake.router(broker, store, log, HistoryStore(lambda: pool), authenticator, clock))
         errors.install(app)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://partners") as client:

@@ -24,7 +24,8 @@ from points.domain.activities import ActivityRuleError, LifecycleError
 from points.domain.rewards import ClaimRefusedError
 from points.handlers.activities import ActivityNotFoundError, ReferralRefusedError
 from points.handlers.earn import UnprocessableEventError
-from points.handlers.expiry import ExpiryOutcome, run_expiry
+from points.handlers.expiry import ExpiryOutcome
+from points.handlers.expiry_runs import SCHEDULER, expire_and_record
 from points.handlers.gifts import GiftIdReusedError, GiftRefusedError
 from points.handlers.holds import expire_holds
 from points.handlers.ledger_events import LedgerEventWriter
@@ -75,8 +76,11 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
 
     shell.add_outbox_relay()
 
-    async def expire_now() -> ExpiryOutcome:
-        return await run_expiry(store(), writer, datetime.now(UTC))
+    def utc_now() -> datetime:
+        return datetime.now(UTC)
+
+    async def expire_now(requested_by: str = SCHEDULER) -> ExpiryOutcome:
+        return await expire_and_record(store(), writer, requested_by, utc_now)
 
     async def expiry_schedule() -> None:
         while True:
@@ -102,14 +106,12 @@ def build(settings: Settings | None = None, *, tracer_provider: trace.TracerProv
         members.router(store, writer, authenticate, settings.gift_daily_limit, settings.link_code_max_wrong_attempts)
     )
     members.install(shell.app)
-    shell.app.include_router(ops.router(store, expire_now, authenticate, settings.link_code_ttl))
+    shell.app.include_router(ops.router(store, expire_now, authenticate, settings.link_code_ttl, utc_now))
     shell.app.include_router(events.router(store, authenticate))
     shell.app.include_router(segments.router(lambda: SegmentStore(shell.pool), authenticate))
     shell.app.include_router(reports.router(lambda: SegmentStore(shell.pool), authenticate))
     shell.map_errors(segments.ERRORS | reports.ERRORS)
-    shell.app.include_router(
-        activities.router(store, writer, authenticate, settings.lot_validity, lambda: datetime.now(UTC))
-    )
+    shell.app.include_router(activities.router(store, writer, authenticate, settings.lot_validity, utc_now))
     shell.map_errors(
         {
             MemberNotFoundError: status.HTTP_404_NOT_FOUND,

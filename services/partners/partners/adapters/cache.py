@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Generic, TypeVar
 
 from partners.adapters.store import PartnerStore
 from partners.domain.credentials import ApiKey
 from partners.domain.earn import EarnContract
 from partners.domain.registry import Partner
+from partners.handlers.registry import PartnerOverview
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -74,6 +76,9 @@ class CachingRegistry:
 
     async def partner(self, partner_id: str) -> Partner | None:
         return await self._registry.partner(partner_id)
+
+    async def overview(self, today: date) -> Sequence[PartnerOverview]:
+        return await self._registry.overview(today)
 
     async def add_contract(self, contract: EarnContract) -> None:
         await self._registry.add_contract(contract)

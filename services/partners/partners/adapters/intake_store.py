@@ -1,4 +1,4 @@
-"""What intake accepted, in PostgreSQL (asyncpg): one statement records a whole batch."""
+"""What intake accepted, with what each item said, in PostgreSQL (asyncpg): one statement records a whole batch."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ import asyncpg
 
 from partners.domain.idempotency import IntakeEntry
 from partners.domain.intake import Kind
-from partners.handlers.intake import ContendedIntakeError
+from partners.handlers.intake import ContendedIntakeError, Particulars
 
 # Sorted by key, so that two requests with the same items take their row locks in the same order.
 CLAIM_ENTRIES = """
-INSERT INTO intake_requests (partner_id, kind, idempotency_key, body_hash, external_id, event_id)
-SELECT $1, $2, e.idempotency_key, e.body_hash, e.external_id, e.event_id
-  FROM unnest($3::text[], $4::bytea[], $5::text[], $6::uuid[]) AS e(idempotency_key, body_hash, external_id, event_id)
+INSERT INTO intake_requests (partner_id, kind, idempotency_key, body_hash, external_id, event_id,
+                             customer_ref, amount_minor, currency, purchase_id, points)
+SELECT $1, $2, e.idempotency_key, e.body_hash, e.external_id, e.event_id,
+       e.customer_ref, e.amount_minor, e.currency, e.purchase_id, e.points
+  FROM unnest($3::text[], $4::bytea[], $5::text[], $6::uuid[],
+              $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bigint[])
+       AS e(idempotency_key, body_hash, external_id, event_id,
+            customer_ref, amount_minor, currency, purchase_id, points)
  ORDER BY e.idempotency_key
 ON CONFLICT DO NOTHING
 """
@@ -34,9 +39,12 @@ class IntakeTransaction:
         self._partner_id = partner_id
         self._kind = kind
 
-    async def claim(self, entries: Sequence[IntakeEntry]) -> Sequence[IntakeEntry]:
+    async def claim(
+        self, entries: Sequence[IntakeEntry], particulars: Sequence[Particulars] | None = None
+    ) -> Sequence[IntakeEntry]:
         keys = [e.idempotency_key for e in entries]
         ids = [e.external_id for e in entries]
+        said: Sequence[Particulars | None] = particulars if particulars is not None else [None] * len(entries)
         try:
             status: str = await self._conn.execute(
                 CLAIM_ENTRIES,
@@ -46,6 +54,11 @@ class IntakeTransaction:
                 [e.body_hash for e in entries],
                 ids,
                 [e.event_id for e in entries],
+                [p.customer_ref if p else None for p in said],
+                [p.amount_minor if p else None for p in said],
+                [p.currency if p else None for p in said],
+                [p.purchase_id if p else None for p in said],
+                [p.points if p else None for p in said],
             )
         except asyncpg.DeadlockDetectedError as error:
             raise ContendedIntakeError() from error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -19,6 +19,7 @@ from partners.domain.registry import (
     PartnerExistsError,
     UnknownPartnerError,
 )
+from partners.handlers.registry import PartnerOverview
 
 INSERT_PARTNER = """
 INSERT INTO partners (partner_id, name) VALUES ($1, $2)
@@ -63,6 +64,20 @@ SELECT_PARTNER = "SELECT partner_id, name, created_at FROM partners WHERE partne
 
 SELECT_KEYS_OF = """
 SELECT key_id, partner_id, created_at, revoked_at FROM api_keys WHERE partner_id = $1 ORDER BY created_at, key_id
+"""
+
+# The contract columns are named as in SELECT_CONTRACTS, so that _contract reads a row of either.
+SELECT_OVERVIEW = """
+SELECT p.partner_id, p.name, p.created_at,
+       c.valid_from, c.currency, c.points_per_unit, c.category_rates::text AS category_rates,
+       c.issue_price_minor_per_point, c.redemption_price_minor_per_point, c.breakage_rebate_share,
+       (SELECT count(*) FROM api_keys k WHERE k.partner_id = p.partner_id AND k.revoked_at IS NULL) AS active_keys
+  FROM partners p
+  LEFT JOIN LATERAL (SELECT * FROM earn_contracts e
+                      WHERE e.partner_id = p.partner_id AND e.valid_from <= $1
+                      ORDER BY e.valid_from DESC
+                      LIMIT 1) c ON true
+ ORDER BY p.partner_id
 """
 
 CLAIM_SIGNATURE = """
@@ -116,6 +131,17 @@ class PartnerStore:
         if row is None:
             raise KeyNotFoundError(partner_id, key_id)
         return _key(row)
+
+    async def overview(self, today: date) -> Sequence[PartnerOverview]:
+        rows = await self._pool().fetch(SELECT_OVERVIEW, today)
+        return [
+            PartnerOverview(
+                Partner(row["partner_id"], row["name"], row["created_at"]),
+                _contract(row) if row["valid_from"] is not None else None,
+                row["active_keys"],
+            )
+            for row in rows
+        ]
 
     async def find_key(self, key_id: str) -> ApiKey | None:
         row = await self._pool().fetchrow(SELECT_KEY, key_id)

@@ -1,7 +1,12 @@
-"""Partners post their customers' purchases and refunds here, one at a time or in batches, signed."""
+"""Partners post their customers' purchases and refunds here, one at a time or in batches, signed.
 
+A signed request that is refused (its body, the domain's rules, a conflict with what was accepted) is
+kept with its reason for the partner's portal (partners.handlers.history); an unsigned one is not.
+"""
+
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -13,8 +18,9 @@ from contracts.ids import Category, ExternalRef
 from contracts.money import Currency
 from partners.api.errors import MalformedBodyError, refused_items, status_of
 from partners.api.signed import SignedCall, signed_partner
-from partners.domain.intake import BatchRefusedError, PurchaseReport, RefundReport
+from partners.domain.intake import BatchRefusedError, Kind, PurchaseReport, RefundReport
 from partners.handlers.authentication import PartnerAuthenticator
+from partners.handlers.history import IntakeHistory, ItemFacts, RefusedItem, keep_refusals, refusals_of
 from partners.handlers.intake import (
     ContractLookup,
     EventPublisher,
@@ -156,21 +162,80 @@ SIGNED_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+PORTAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **SIGNED_RESPONSES,
+    401: {"description": "Neither a valid bearer token nor a valid signature of the partner."},
+    403: {"description": "A member token, a staff token of another partner, or a key of another partner."},
+}
+
+
+def refused_body(
+    body: bytes, error: RequestValidationError | MalformedBodyError, items_field: str | None
+) -> list[RefusedItem]:
+    """What a signed body that did not validate said, item by item, each with the reasons it was refused."""
+    if isinstance(error, MalformedBodyError):
+        return refusals_of([], [(None, error.message)])
+    return refusals_of(sniffed_items(body, items_field), [_problem(p, items_field) for p in error.errors()])
+
+
+def sniffed_items(body: bytes, items_field: str | None) -> list[ItemFacts]:
+    """The items of a body that failed validation, as far as they are JSON objects; [] when there is no such list."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    if items_field is None:
+        return [ItemFacts.sniff(document) if isinstance(document, dict) else ItemFacts()]
+    items = document.get(items_field) if isinstance(document, dict) else None
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_BATCH:
+        return []
+    return [ItemFacts.sniff(item) if isinstance(item, dict) else ItemFacts() for item in items]
+
+
+def _problem(problem: Mapping[str, Any], items_field: str | None) -> tuple[int | None, str]:
+    """(the item it is about, None for the whole request; 'field: message')."""
+    loc = list(problem.get("loc", ()))[1:]  # after "body"
+    index: int | None = 0 if items_field is None else None
+    if items_field is not None and len(loc) >= 2 and loc[0] == items_field and isinstance(loc[1], int):
+        index, loc = loc[1], loc[2:]
+    where = ".".join(str(part) for part in loc)
+    message = str(problem.get("msg", "invalid"))
+    return index, f"{where}: {message}" if where else message
+
+
+def _problems(error: BatchRefusedError) -> list[tuple[int | None, str]]:
+    return [(index, problem.message) for index, problem in error.problems]
+
+
 def router(
     publisher: EventPublisher,
     contracts: ContractLookup,
     log: IntakeLog,
+    history: IntakeHistory,
     authenticator: PartnerAuthenticator,
     clock: Callable[[], datetime],
 ) -> APIRouter:
+    """Signed requests only: a bearer token, whoever it belongs to, is no signature (401)."""
     api = APIRouter(prefix="/v1/partners/{partner_id}", tags=["intake"])
     Signed = Annotated[SignedCall, Depends(signed_partner(authenticator))]
+
+    async def parsed(call: SignedCall, model: type[Model], kind: Kind, items_field: str | None) -> Model:
+        """The signed body as `model`; one that does not validate is kept as refused, then answered."""
+        try:
+            return parse(model, call.body)
+        except (RequestValidationError, MalformedBodyError) as error:
+            await keep_refusals(history, call.partner_id, kind, refused_body(call.body, error, items_field))
+            raise
+
+    async def refused(call: SignedCall, kind: Kind, facts: list[ItemFacts], error: BatchRefusedError) -> None:
+        await keep_refusals(history, call.partner_id, kind, refusals_of(facts, _problems(error)))
 
     async def purchases(call: SignedCall, items: list[PurchaseIn], items_field: str | None) -> list[Recorded]:
         reports = [item.report() for item in items]
         try:
             return await record_purchases(publisher, contracts, log, call.partner_id, reports, clock())
         except BatchRefusedError as error:
+            await refused(call, "purchase", [ItemFacts.of_purchase(r) for r in reports], error)
             raise HTTPException(status_of(error), refused_items(error, items_field)) from error
 
     async def refunds(call: SignedCall, items: list[RefundIn], items_field: str | None) -> list[Recorded]:
@@ -178,6 +243,7 @@ def router(
         try:
             return await record_refunds(publisher, contracts, log, call.partner_id, reports, clock())
         except BatchRefusedError as error:
+            await refused(call, "refund", [ItemFacts.of_refund(r) for r in reports], error)
             raise HTTPException(status_of(error), refused_items(error, items_field)) from error
 
     @api.post(
@@ -188,7 +254,7 @@ def router(
     )
     async def post_purchase(call: Signed) -> PurchaseAccepted:
         """Record one purchase with the points its contract earns. Answered once Kafka confirmed the event."""
-        [done] = await purchases(call, [parse(PurchaseIn, call.body)], None)
+        [done] = await purchases(call, [await parsed(call, PurchaseIn, "purchase", None)], None)
         return PurchaseAccepted(event_id=done.event_id, points=done.points)
 
     @api.post(
@@ -199,7 +265,7 @@ def router(
     )
     async def post_purchases(call: Signed) -> PurchasesAccepted:
         """Record 1 to 1000 purchases, all or none."""
-        batch = parse(PurchaseBatchIn, call.body)
+        batch = await parsed(call, PurchaseBatchIn, "purchase", "purchases")
         done = await purchases(call, batch.purchases, "purchases")
         return PurchasesAccepted(
             accepted=[
@@ -212,7 +278,7 @@ def router(
     )
     async def post_refund(call: Signed) -> RefundAccepted:
         """Record one refund; the ledger reverses the purchase's points in proportion to the amount."""
-        [done] = await refunds(call, [parse(RefundIn, call.body)], None)
+        [done] = await refunds(call, [await parsed(call, RefundIn, "refund", None)], None)
         return RefundAccepted(event_id=done.event_id)
 
     @api.post(
@@ -223,7 +289,7 @@ def router(
     )
     async def post_refunds(call: Signed) -> RefundsAccepted:
         """Record 1 to 1000 refunds, all or none."""
-        batch = parse(RefundBatchIn, call.body)
+        batch = await parsed(call, RefundBatchIn, "refund", "refunds")
         done = await refunds(call, batch.refunds, "refunds")
         return RefundsAccepted(
             accepted=[AcceptedRefund(idempotency_key=d.idempotency_key, event_id=d.event_id) for d in done]

@@ -1,4 +1,4 @@
-"""Partners publish, revise and withdraw their reward offers with signed requests; ops may read them."""
+"""Partners publish, revise and withdraw their reward offers, signed or through their staff; ops may too."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -10,8 +10,8 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 from contracts.events.offers import OfferKind
 from contracts.ids import Category
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
-from partners.api.intake import SIGNED_RESPONSES, documented, parse
-from partners.api.signed import SignedCall, ops_or_signed_partner, signed_partner
+from partners.api.intake import PORTAL_RESPONSES, documented, parse
+from partners.api.signed import PartnerCall, ops_or_signed_partner
 from partners.domain.errors import PartnersError
 from partners.domain.offers import OFFER_ID_PATTERN, InvalidOfferError, Offer, OfferNotFoundError, OfferTerms
 from partners.handlers import offers as handlers
@@ -107,19 +107,19 @@ def router(
     clock: Clock,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/partners/{partner_id}/offers", tags=["offers"])
-    Signed = Annotated[SignedCall, Depends(signed_partner(authenticator))]
-    OpsOrPartner = Annotated[str, Depends(ops_or_signed_partner(authenticator, principal_dependency(lambda: tokens)))]
+    Caller = Annotated[PartnerCall, Depends(ops_or_signed_partner(authenticator, principal_dependency(lambda: tokens)))]
 
     @api.put(
         "/{offer_id}",
         status_code=status.HTTP_200_OK,
-        responses={**SIGNED_RESPONSES, 201: {"description": "Created (revision 1)."}},
+        responses={**PORTAL_RESPONSES, 201: {"description": "Created (revision 1)."}},
         openapi_extra=documented(OfferIn),
     )
-    async def put_offer(offer_id: OfferIdPath, call: Signed, response: Response) -> OfferOut:
+    async def put_offer(offer_id: OfferIdPath, call: Caller, response: Response) -> OfferOut:
         """Publish an offer or change it: every change is a new revision, published as OfferPublished.
 
         The same terms again change nothing (a retry is safe); a withdrawn offer is published again.
+        The partner signed, its staff or ops with a bearer token.
         """
         body = parse(OfferIn, call.body)
         change = await handlers.publish_offer(repository, events, call.partner_id, offer_id, body.terms(), clock())
@@ -127,25 +127,25 @@ def router(
             response.status_code = status.HTTP_201_CREATED
         return OfferOut.of(change.offer)
 
-    @api.delete("/{offer_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**SIGNED_RESPONSES, **NOT_FOUND})
-    async def delete_offer(offer_id: OfferIdPath, call: Signed) -> Response:
+    @api.delete("/{offer_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**PORTAL_RESPONSES, **NOT_FOUND})
+    async def delete_offer(offer_id: OfferIdPath, call: Caller) -> Response:
         """Withdraw an offer (OfferWithdrawn, a new revision); orders already placed complete."""
         await handlers.withdraw_offer(repository, events, call.partner_id, offer_id, clock())
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @api.get("", responses=SIGNED_RESPONSES)
+    @api.get("", responses=PORTAL_RESPONSES)
     async def list_offers(
         partner_id: Annotated[str, Path()],
-        _caller: OpsOrPartner,
+        _caller: Caller,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> OffersPage:
-        """Your offers, withdrawn ones included, by offer id. Ops with a token, or the partner, signed."""
+        """Your offers, withdrawn ones included, by offer id. The partner signed, its staff or ops with a token."""
         page = await handlers.list_offers(repository, partner_id, cursor, limit)
         return OffersPage(items=[OfferOut.of(o) for o in page.items], next_cursor=page.next_cursor)
 
-    @api.get("/{offer_id}", responses={**SIGNED_RESPONSES, **NOT_FOUND})
-    async def get_offer(partner_id: Annotated[str, Path()], offer_id: OfferIdPath, _caller: OpsOrPartner) -> OfferOut:
+    @api.get("/{offer_id}", responses={**PORTAL_RESPONSES, **NOT_FOUND})
+    async def get_offer(partner_id: Annotated[str, Path()], offer_id: OfferIdPath, _caller: Caller) -> OfferOut:
         return OfferOut.of(await handlers.get_offer(repository, partner_id, offer_id))
 
     return api

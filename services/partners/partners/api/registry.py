@@ -1,4 +1,4 @@
-"""Ops register partners, version their earn contracts and manage their API keys."""
+"""Ops register partners and version their earn contracts; ops and the partner's staff manage its API keys."""
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.ids import Category, PartnerId
 from contracts.money import Currency
 from loyalty_runtime.auth import Principal, TokenAuthority, ops_dependency, principal_dependency
-from partners.api.signed import ops_or_signed_partner
+from partners.api.signed import PartnerCall, ops_or_partner_staff, ops_or_signed_partner
 from partners.domain.credentials import KEY_ID_PATTERN, ApiKey
 from partners.domain.earn import EarnContract
 from partners.domain.registry import NewCredentials
@@ -98,6 +98,40 @@ class PartnerOut(BaseModel):
     keys: list[Key]
 
 
+class PartnerSummary(BaseModel):
+    partner_id: str
+    name: str
+    created_at: datetime
+    contract: Contract | None = Field(description="The version in force today (UTC); null before the first starts.")
+    active_keys: int = Field(description="Keys not revoked.")
+
+    @classmethod
+    def of(cls, overview: handlers.PartnerOverview) -> "PartnerSummary":
+        partner, contract = overview.partner, overview.contract
+        return cls(
+            partner_id=partner.partner_id,
+            name=partner.name,
+            created_at=partner.created_at,
+            contract=Contract.of(contract) if contract is not None else None,
+            active_keys=overview.active_keys,
+        )
+
+
+OPS_ONLY: Mapping[int | str, dict[str, str]] = {
+    401: {"description": "No valid bearer token."},
+    403: {"description": "The token is not an ops token."},
+}
+PORTAL: Mapping[int | str, dict[str, str]] = {
+    401: {"description": "No valid bearer token, and no valid signature of the partner."},
+    403: {"description": "A member token, a staff token of another partner, or a key that belongs to another partner."},
+    404: {"description": "No such partner."},
+}
+STAFF: Mapping[int | str, dict[str, str]] = {
+    401: {"description": "No valid bearer token (a signed request may not manage keys)."},
+    403: {"description": "A member token, or a staff token of another partner."},
+}
+
+
 def router(
     registry: Registry,
     authenticator: PartnerAuthenticator,
@@ -109,14 +143,11 @@ def router(
     current_principal = principal_dependency(lambda: tokens)
 
     Ops = Annotated[Principal, Depends(ops_dependency(current_principal))]
-    OpsOrPartner = Annotated[str, Depends(ops_or_signed_partner(authenticator, current_principal))]
+    OpsOrPartner = Annotated[PartnerCall, Depends(ops_or_signed_partner(authenticator, current_principal))]
+    OpsOrStaff = Annotated[PartnerCall, Depends(ops_or_partner_staff(current_principal))]
     PartnerPath = Annotated[PartnerId, Path()]
-    refused: Mapping[int | str, dict[str, str]] = {
-        401: {"description": "No valid bearer token."},
-        403: {"description": "The token is not an ops token."},
-    }
 
-    @api.post("", status_code=status.HTTP_201_CREATED, responses={**refused, 409: {"description": "Exists."}})
+    @api.post("", status_code=status.HTTP_201_CREATED, responses={**OPS_ONLY, 409: {"description": "Exists."}})
     async def register(new: NewPartner, _ops: Ops) -> Credentials:
         """Register a partner with its first earn contract and its first API key (the secret is shown only here)."""
         made = await handlers.register_partner(
@@ -124,8 +155,14 @@ def router(
         )
         return Credentials.of(made)
 
-    @api.get("/{partner_id}", responses={**refused, 404: {"description": "No such partner."}})
-    async def get_partner(partner_id: PartnerPath, _ops: Ops) -> PartnerOut:
+    @api.get("", responses=OPS_ONLY)
+    async def list_partners(_ops: Ops) -> list[PartnerSummary]:
+        """Every partner by partner_id, with the contract version in force today and how many keys work."""
+        return [PartnerSummary.of(o) for o in await handlers.list_partners(registry, clock().date())]
+
+    @api.get("/{partner_id}", responses=PORTAL)
+    async def get_partner(partner_id: PartnerPath, _caller: OpsOrPartner) -> PartnerOut:
+        """The partner and its keys (never their secrets). Ops, the partner's staff, or the partner, signed."""
         partner = await handlers.get_partner(registry, partner_id)
         keys = [Key.of(k) for k in partner.keys]
         return PartnerOut(partner_id=partner.partner_id, name=partner.name, created_at=partner.created_at, keys=keys)
@@ -133,32 +170,42 @@ def router(
     @api.post(
         "/{partner_id}/contracts",
         status_code=status.HTTP_201_CREATED,
-        responses={**refused, 404: {"description": "No such partner."}, 409: {"description": "Same start date."}},
+        responses={**OPS_ONLY, 404: {"description": "No such partner."}, 409: {"description": "Same start date."}},
     )
     async def add_contract(partner_id: PartnerPath, terms: ContractTerms, _ops: Ops) -> Contract:
         """A new version of the earn contract from `valid_from` (today or later, UTC) on."""
         added = await handlers.add_contract_version(registry, terms.for_partner(partner_id), clock().date())
         return Contract.of(added)
 
-    @api.get("/{partner_id}/contracts", responses={**refused, 404: {"description": "No such partner."}})
+    @api.get("/{partner_id}/contracts", responses=PORTAL)
     async def list_contracts(partner_id: PartnerPath, _caller: OpsOrPartner) -> list[Contract]:
-        """Every version, oldest first. Ops with a token, or the partner itself with a signed request."""
+        """Every version, oldest first. Ops, the partner's staff, or the partner itself with a signed request."""
         return [Contract.of(c) for c in await handlers.list_contracts(registry, partner_id)]
 
-    @api.post("/{partner_id}/keys", status_code=status.HTTP_201_CREATED, responses=refused)
-    async def rotate_key(partner_id: PartnerPath, _ops: Ops) -> Credentials:
-        """A new key and secret (shown only here); the old keys keep working until they are revoked."""
+    @api.post(
+        "/{partner_id}/keys",
+        status_code=status.HTTP_201_CREATED,
+        responses={**STAFF, 404: {"description": "No such partner."}},
+    )
+    async def rotate_key(partner_id: PartnerPath, _caller: OpsOrStaff) -> Credentials:
+        """A new key and secret (shown only here); the old keys keep working until they are revoked.
+
+        Ops, or the partner's own staff with their bearer token.
+        """
         return Credentials.of(await handlers.rotate_key(registry, master_secret, partner_id))
 
     @api.delete(
         "/{partner_id}/keys/{key_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses={**refused, 404: {"description": "The partner has no such key."}},
+        responses={**STAFF, 404: {"description": "The partner has no such key."}},
     )
     async def revoke_key(
-        partner_id: PartnerPath, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)], _ops: Ops
+        partner_id: PartnerPath, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)], _caller: OpsOrStaff
     ) -> Response:
-        """Revoke a key: requests signed with it are refused within seconds, on every replica."""
+        """Revoke a key: requests signed with it are refused within seconds, on every replica.
+
+        Ops, or the partner's own staff with their bearer token.
+        """
         await handlers.revoke_key(registry, partner_id, key_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -1,15 +1,19 @@
-"""FastAPI dependencies that authenticate a partner's signed request (or an ops bearer token)."""
+"""FastAPI dependencies that authenticate a partner's signed request, or a bearer token of ops or the partner's staff.
+
+Machine intake takes signed requests only (`signed_partner`); the portal's reads and changes also take the
+bearer token of a person on the partner's staff (Role.PARTNER, for that partner only) or of ops.
+"""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from contracts.ids import PartnerId
 from contracts.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from loyalty_runtime.auth import Principal, require_ops
+from loyalty_runtime.auth import Principal, Role, require_partner_access
 from partners.api.errors import MAX_BODY_BYTES, RequestTooLargeError
 from partners.domain.credentials import ApiKey, AuthenticationError, SignedRequest
 from partners.handlers.authentication import PartnerAuthenticator
@@ -18,8 +22,8 @@ from partners.handlers.authentication import PartnerAuthenticator
 class NoCredentialsError(AuthenticationError):
     def __init__(self) -> None:
         super().__init__(
-            "send an ops bearer token ('Authorization: Bearer <token>'), or sign the request with the "
-            f"partner's API key ({KEY_HEADER}, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER})"
+            "send an ops bearer token or a partner staff bearer token ('Authorization: Bearer <token>'), or sign "
+            f"the request with the partner's API key ({KEY_HEADER}, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER})"
         )
 
 
@@ -64,24 +68,78 @@ def signed_partner(authenticator: PartnerAuthenticator) -> Callable[..., Awaitab
     return signed_call
 
 
-_bearer = HTTPBearer(auto_error=False, description="JWT of ops staff.")
+_bearer = HTTPBearer(auto_error=False, description="JWT of ops, or of the staff of the partner in the path.")
+
+
+@dataclass(frozen=True)
+class PartnerCall:
+    """A request on the path's partner: by ops or its staff (bearer token), or signed by the partner itself."""
+
+    partner_id: str
+    caller: str
+    """The token's subject, or the id of the key that signed."""
+    body: bytes
+
+
+class SignatureNotEnoughError(AuthenticationError):
+    def __init__(self) -> None:
+        super().__init__(
+            "API keys are managed by the partner's staff or by ops with a bearer token ('Authorization: Bearer "
+            "<token>'); a request signed with an API key may not make or revoke keys"
+        )
+
+
+def staff_or_ops(principal: Principal, partner_id: str) -> Principal:
+    """Ops, or the staff of this very partner; 403 with the reason for anyone else."""
+    if principal.role is Role.MEMBER:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this endpoint needs an ops token or a staff token of partner {partner_id!r}; "
+            "a member token may not act for a partner",
+        )
+    try:
+        return require_partner_access(principal, partner_id)
+    except HTTPException as refused:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{refused.detail}: this token is for partner {principal.partner_id!r}, not {partner_id!r}",
+        ) from refused
 
 
 def ops_or_signed_partner(
     authenticator: PartnerAuthenticator, current_principal: Callable[..., Principal]
-) -> Callable[..., Awaitable[str]]:
-    """Ops with a bearer token, or the partner of the path with a signed request; returns who asked."""
+) -> Callable[..., Awaitable[PartnerCall]]:
+    """Ops or the partner's staff with a bearer token, or the partner of the path with a signed request."""
     signed_call = signed_partner(authenticator)
 
     async def ops_or_partner(
         request: Request,
         partner_id: Annotated[PartnerId, Path()],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> str:
+    ) -> PartnerCall:
         if credentials is not None:
-            return require_ops(current_principal(credentials)).subject
+            principal = staff_or_ops(current_principal(credentials), partner_id)
+            return PartnerCall(partner_id, principal.subject, await read_body(request))
         if request.headers.get(KEY_HEADER) is None:
             raise NoCredentialsError()
-        return (await signed_call(request, partner_id)).key.key_id
+        signed = await signed_call(request, partner_id)
+        return PartnerCall(partner_id, signed.key.key_id, signed.body)
 
     return ops_or_partner
+
+
+def ops_or_partner_staff(current_principal: Callable[..., Principal]) -> Callable[..., Awaitable[PartnerCall]]:
+    """Ops or the partner's staff with a bearer token; a signed request is not enough (key management)."""
+
+    # A leaked API key must not mint a key that outlives its own revocation.
+    async def staff_call(
+        request: Request,
+        partner_id: Annotated[PartnerId, Path()],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> PartnerCall:
+        if credentials is None and request.headers.get(KEY_HEADER) is not None:
+            raise SignatureNotEnoughError()
+        principal = staff_or_ops(current_principal(credentials), partner_id)
+        return PartnerCall(partner_id, principal.subject, b"")
+
+    return staff_call

@@ -1,4 +1,4 @@
-"""Settlement statements: partners read their own, ops read all, export them and finalise a month."""
+"""Settlement statements: partners and their staff read and export their own; ops read all and finalise a month."""
 
 import csv
 import io
@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.ids import PartnerId
 from loyalty_runtime.auth import Principal, TokenAuthority, ops_dependency, principal_dependency
-from partners.api.signed import ops_or_signed_partner
+from partners.api.signed import PartnerCall, ops_or_signed_partner
 from partners.domain.settlement import (
     GIFTS_NOTE,
     Period,
@@ -239,6 +239,16 @@ def to_csv(settlement: Settlement) -> str:
     return out.getvalue()
 
 
+def csv_answer(text: str, name: str) -> Response:
+    """A CSV download; the name loses the characters of a range's label that a file name may not hold."""
+    safe = name.replace(":", "").replace("/", "_")
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{safe}.csv"'},
+    )
+
+
 def router(
     store: SettlementStore,
     contracts: ContractSource,
@@ -263,7 +273,7 @@ def router(
         return requested_period(period, start, end)
 
     Ops = Annotated[Principal, Depends(ops_dependency(current_principal))]
-    OpsOrPartner = Annotated[str, Depends(ops_or_signed_partner(authenticator, current_principal))]
+    OpsOrPartner = Annotated[PartnerCall, Depends(ops_or_signed_partner(authenticator, current_principal))]
     Requested = Annotated[Period, Depends(period_of)]
     refused: Mapping[int | str, dict[str, str]] = {
         401: {"description": "No valid bearer token."},
@@ -272,26 +282,37 @@ def router(
         422: {"description": "No period, or a malformed one."},
     }
 
-    @api.get(
-        "/v1/partners/{partner_id}/statements",
-        responses={
-            **refused,
-            401: {"description": "Neither an ops token nor a valid signature."},
-            403: {"description": "The key belongs to another partner, or the token is not an ops token."},
-            404: {"description": "No such partner."},
-        },
-    )
+    partner_refused: Mapping[int | str, dict[str, str]] = {
+        **refused,
+        401: {"description": "Neither a valid bearer token nor a valid signature of the partner."},
+        403: {"description": "A member token, a staff token of another partner, or a key of another partner."},
+        404: {"description": "No such partner."},
+    }
+
+    @api.get("/v1/partners/{partner_id}/statements", responses=partner_refused)
     async def partner_statement(
         partner_id: Annotated[PartnerId, Path()], period: Requested, _caller: OpsOrPartner
     ) -> StatementOut:
         """The partner's statement for a month (`period=YYYY-MM`) or a range (`from=...&to=...`).
 
-        The partner itself with a signed request (only the path is signed, not the query), or ops.
-        A finalised month answers its stored statement (`status: final`); anything else is computed
-        from the transfers received so far (`status: provisional`).
+        The partner itself with a signed request (only the path is signed, not the query), its staff or
+        ops with a bearer token. A finalised month answers its stored statement (`status: final`); anything
+        else is computed from the transfers received so far (`status: provisional`).
         """
         settlement = await handlers.statement_of(store, contracts, period, partner_id)
         return StatementOut.of(settlement.statements[0], settlement)
+
+    @api.get(
+        "/v1/partners/{partner_id}/statements.csv",
+        responses={**partner_refused, 200: {"content": {"text/csv": {}}, "description": "One row per statement line."}},
+        response_class=Response,
+    )
+    async def export_partner_statement(
+        partner_id: Annotated[PartnerId, Path()], period: Requested, _caller: OpsOrPartner
+    ) -> Response:
+        """The partner's statement lines as CSV, in the columns of /v1/ops/statements.csv. Who may: as the JSON."""
+        settlement = await handlers.statement_of(store, contracts, period, partner_id)
+        return csv_answer(to_csv(settlement), f"statement-{partner_id}-{period.label}")
 
     @api.get("/v1/ops/statements", responses=refused)
     async def all_statements(period: Requested, _ops: Ops) -> StatementsOut:
@@ -306,12 +327,7 @@ def router(
     async def export_statements(period: Requested, _ops: Ops) -> Response:
         """CSV of every statement line: a header row, then amounts as integers in minor units of `currency`."""
         settlement = await handlers.statements_of_all(store, contracts, period)
-        name = period.label.replace(":", "").replace("/", "_")
-        return Response(
-            to_csv(settlement),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="statements-{name}.csv"'},
-        )
+        return csv_answer(to_csv(settlement), f"statements-{period.label}")
 
     @api.post(
         "/v1/ops/settlement-runs",

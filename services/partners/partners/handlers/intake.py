@@ -62,9 +62,26 @@ class ContractLookup(Protocol):
     async def contracts_of(self, partner_id: str) -> Sequence[EarnContract]: ...
 
 
+@dataclass(frozen=True)
+class Particulars:
+    """What an accepted item said, kept with its entry for the partner's portal (partners.handlers.history)."""
+
+    customer_ref: str
+    amount_minor: int
+    currency: str
+    purchase_id: str | None = None
+    """Refunds only: the purchase the refund reverses."""
+    points: int | None = None
+    """Purchases only: the points the contract earned."""
+
+
 class IntakeClaims(Protocol):
-    async def claim(self, entries: Sequence[IntakeEntry]) -> Sequence[IntakeEntry]:
-        """Record the new entries; return what is recorded under their keys or ids (nothing if all were new).
+    async def claim(
+        self, entries: Sequence[IntakeEntry], particulars: Sequence[Particulars] | None = None
+    ) -> Sequence[IntakeEntry]:
+        """Record the new entries (with what each said); return what is recorded under their keys or ids.
+
+        Nothing is returned if all were new.
 
         Raise ContendedIntakeError if a concurrent request holding some of them waits for this one's.
         """
@@ -94,7 +111,10 @@ async def record_purchases(
     priced = price_purchases(await contracts.contracts_of(partner_id), reports, now)
     entries = [purchase_entry(partner_id, item.report) for item in priced]
     keyed = [_purchase_event(partner_id, item, entry.event_id) for item, entry in zip(priced, entries, strict=True)]
-    await _accept(publisher, log, partner_id, "purchase", entries, keyed)
+    said = [
+        Particulars(i.report.customer_ref, i.report.amount_minor, i.report.currency, points=i.points) for i in priced
+    ]
+    await _accept(publisher, log, partner_id, "purchase", entries, said, keyed)
     return [
         Recorded(item.report.idempotency_key, entry.event_id, item.points)
         for item, entry in zip(priced, entries, strict=True)
@@ -113,7 +133,8 @@ async def record_refunds(
     check_refunds(await contracts.contracts_of(partner_id), reports, now)
     entries = [refund_entry(partner_id, report) for report in reports]
     keyed = [_refund_event(partner_id, report, entry.event_id) for report, entry in zip(reports, entries, strict=True)]
-    await _accept(publisher, log, partner_id, "refund", entries, keyed)
+    said = [Particulars(r.customer_ref, r.amount_minor, r.currency, purchase_id=r.purchase_id) for r in reports]
+    await _accept(publisher, log, partner_id, "refund", entries, said, keyed)
     return [Recorded(report.idempotency_key, entry.event_id) for report, entry in zip(reports, entries, strict=True)]
 
 
@@ -123,6 +144,7 @@ async def _accept(
     partner_id: str,
     kind: Kind,
     entries: Sequence[IntakeEntry],
+    particulars: Sequence[Particulars],
     keyed: Sequence[tuple[str, Event]],
 ) -> None:
     """Refuse the request if an item contradicts what intake recorded; else publish it and record it.
@@ -138,7 +160,7 @@ async def _accept(
     be accepted here and dropped by the ledger, as before intake kept this record.
     """
     async with log.recording(partner_id, kind) as claims:
-        problems = conflicts(kind, entries, await claims.claim(entries))
+        problems = conflicts(kind, entries, await claims.claim(entries, particulars))
         if problems:
             raise IntakeConflictError(problems)
         await publisher.publish(keyed)

@@ -1,14 +1,24 @@
-"""Ops register partners, add earn contract versions, and rotate or revoke API keys."""
+"""Ops register partners and add earn contract versions; ops or the partner's staff rotate or revoke its API keys."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
 from partners.domain.credentials import ApiKey, derive_secret, new_key_id
 from partners.domain.earn import EarnContract, check_new_version_start
 from partners.domain.registry import NewCredentials, Partner, UnknownPartnerError
+
+
+@dataclass(frozen=True)
+class PartnerOverview:
+    """A partner as the ops list shows it: its contract version in force, and how many of its keys work."""
+
+    partner: Partner
+    contract: EarnContract | None
+    active_keys: int
 
 
 class Registry(Protocol):
@@ -27,6 +37,9 @@ class Registry(Protocol):
 
     async def revoke_key(self, partner_id: str, key_id: str) -> ApiKey:
         """Keeps the first revocation time; raises KeyNotFoundError."""
+
+    async def overview(self, today: date) -> Sequence[PartnerOverview]:
+        """Every partner, by partner_id, with the contract version in force on `today`."""
 
 
 async def register_partner(
@@ -66,3 +79,7 @@ async def list_contracts(registry: Registry, partner_id: str) -> Sequence[EarnCo
     if not contracts:
         await get_partner(registry, partner_id)  # every partner has a contract: none means no such partner
     return contracts
+
+
+async def list_partners(registry: Registry, today: date) -> Sequence[PartnerOverview]:
+    return await registry.overview(today)

@@ -25,6 +25,12 @@ SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, seg
 FROM activities WHERE activity_id = ANY($1::uuid[]) ORDER BY activity_id FOR UPDATE
 """
 
+READ_ACTIVITIES = """
+SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share,
+       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed
+FROM activities WHERE activity_id = ANY($1::uuid[])
+"""
+
 ALL_ACTIVITIES = """
 SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share,
        grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed
@@ -196,10 +202,17 @@ class ActivitiesSql:
 
     async def lock(self, activity_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Activity]:
         """Lock and load the activities, in id order (before any account lock, everywhere)."""
+        return await self._load(LOCK_ACTIVITIES, activity_ids)
+
+    async def read(self, activity_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Activity]:
+        """Load the activities without locking them (for reads; a decision locks them first)."""
+        return await self._load(READ_ACTIVITIES, activity_ids)
+
+    async def _load(self, query: str, activity_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Activity]:
         ids = sorted(set(activity_ids))
         if not ids:
             return {}
-        rows = await self.conn.fetch(LOCK_ACTIVITIES, ids)
+        rows = await self.conn.fetch(query, ids)
         versions = await self.conn.fetch(VERSIONS, ids)
         return {
             r["activity_id"]: _to_activity(r, [v for v in versions if v["activity_id"] == r["activity_id"]])

@@ -245,14 +245,24 @@ RETURNING account_id
 MEMBER_EXISTS = "SELECT 1 FROM members WHERE member_id = $1"
 
 BALANCE = """
+WITH next AS (
+    SELECT date_trunc('day', min(expires_at), 'UTC') AS day, min(expires_at) AS at
+    FROM lots WHERE account_id = $1 AND remaining > 0
+)
 SELECT credits_posted - debits_posted AS posted, debits_pending AS pending,
        credits_posted - debits_posted - debits_pending AS available,
        COALESCE((SELECT debits_posted - credits_posted FROM accounts r WHERE r.account_id = $2), 0) AS owed,
        COALESCE((SELECT sum(remaining) FROM lots
                  WHERE lots.account_id = $1 AND remaining > 0 AND expires_at <= now() + $3::interval), 0)
-           AS expiring_soon
-FROM accounts WHERE account_id = $1
+           AS expiring_soon,
+       next.at AS next_expiry_at,
+       COALESCE((SELECT sum(remaining) FROM lots
+                 WHERE lots.account_id = $1 AND remaining > 0
+                   AND expires_at >= next.day AND expires_at < next.day + interval '24 hours'), 0)::bigint
+           AS next_expiry_points
+FROM accounts, next WHERE account_id = $1
 """
+"""Balances, what expires within the window, and the next expiry: the live lots of its UTC date (lots_live)."""
 
 LOTS_PAGE = """
 SELECT lot_id, amount, remaining, earned_at, expires_at FROM lots

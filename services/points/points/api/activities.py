@@ -15,6 +15,7 @@ from loyalty_runtime.auth import Principal, Role, require_member_access, require
 from points.adapters.store import PointsStore
 from points.domain.activities import Activity, ActivityKind, Rules, Scope
 from points.handlers import activities as handle
+from points.handlers import queries as handle_queries
 from points.handlers.ledger_events import LedgerEventWriter
 
 
@@ -143,6 +144,18 @@ class ClaimOut(BaseModel):
     points: int
 
 
+class MemberActivityOut(BaseModel):
+    activity_id: uuid.UUID
+    name: str
+    points: int = Field(description="What a claim grants now; for a claimed activity, what the claim granted.")
+    ends_at: datetime | None = Field(description="When the activity ends (ended), as planned now.")
+    claimed: bool
+
+
+class MemberActivitiesOut(BaseModel):
+    items: list[MemberActivityOut]
+
+
 class ReferrerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -235,6 +248,24 @@ def router(
         if not new:
             response.status_code = status.HTTP_200_OK
         return ClaimOut(activity_id=activity_id, points=granted)
+
+    @api.get(
+        "/v1/members/{member_id}/activities",
+        response_model=MemberActivitiesOut,
+        tags=["members"],
+        responses={
+            401: {"description": "No valid bearer token."},
+            403: {"description": "A member asking about another member, or a partner's staff."},
+            404: {"description": "No such member."},
+            422: {"description": "The member reference is neither a member id nor `me` (for a member)."},
+        },
+    )
+    async def member_activities(member_id: str, caller: Caller, points: Store) -> MemberActivitiesOut:
+        """Limited give-aways the member can claim now, soonest end first: active, offered to it (among the
+        activity's targets and not held out), not claimed by it yet, with quantity and budget left for a whole
+        claim (the rules a claim is judged by). Then those it claimed, newest first, with `claimed` true."""
+        items = await handle_queries.member_activities(points, _member(caller, member_id), clock(), lot_validity)
+        return MemberActivitiesOut.model_validate({"items": items})
 
     @api.put("/v1/members/{member_id}/referrer", status_code=status.HTTP_201_CREATED, tags=["members"])
     async def referrer(member_id: str, body: ReferrerIn, caller: Caller, points: Store) -> dict[str, str]:

@@ -49,6 +49,12 @@ class Balance(BaseModel):
     owed: int = Field(description="Points owed after a refund reversed points already spent (repaid from earnings).")
     expiring_soon: int = Field(description="Points that expire within `expiring_within_days`.")
     expiring_within_days: int
+    next_expiry_at: datetime | None = Field(
+        description="When the next of the member's points expire: the earliest expiry of its lots with points left."
+    )
+    next_expiry_points: int = Field(
+        description="Points left in the lots that expire on the UTC date of `next_expiry_at`; 0 when none."
+    )
 
 
 class LotOut(BaseModel):
@@ -159,6 +165,26 @@ class Unlinked(BaseModel):
     unlinked_at: datetime
 
 
+class MemberOut(BaseModel):
+    member_id: uuid.UUID
+    display_name: str
+    created_at: datetime
+    identifiers: list[IdentifierOut] = Field(description="As GET /v1/members/{member_ref}/identifiers lists them.")
+
+
+class GiftEntry(BaseModel):
+    gift_id: uuid.UUID
+    direction: Literal["sent", "received"]
+    counterparty_member_id: uuid.UUID = Field(description="The recipient of a gift sent, the giver of one received.")
+    points: int
+    message: str | None = Field(description="The giver's message; null when it wrote none.")
+    at: datetime
+
+
+class GiftsPage(BaseModel):
+    items: list[GiftEntry]
+
+
 LINK_REFUSALS: dict[type[LinkRefusedError], int] = {
     LinkCodeRequiredError: status.HTTP_403_FORBIDDEN,
     MalformedCodeError: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -184,6 +210,15 @@ def install(app: FastAPI) -> None:
     for kind in LINK_REFUSALS:
         app.add_exception_handler(kind, _refused)
 
+
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "`me` with a token that is not a member's: name the member id."},
+    401: {"description": "No valid bearer token."},
+    403: {"description": "A member asking about another member, or a partner's staff: members read their own."},
+    404: {"description": "No such member: check the id, or register it first."},
+    422: {"description": "The member reference is not a member id, or a query parameter is out of range."},
+}
+"""Answers of the reads of one member (the member itself or ops)."""
 
 UNLINK_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "Only ops unlink."},
@@ -229,7 +264,12 @@ def router(
             response.status_code = status.HTTP_200_OK
         return MemberCreated(member_id=member_id, created=created)
 
-    @api.get("/{member_ref}/balance", response_model=Balance)
+    @api.get("/{member_ref}", response_model=MemberOut, responses=READ_RESPONSES)
+    async def get_member(member_ref: MemberRef, caller: Caller, points: Store) -> dict[str, Any]:
+        """The member (itself, or ops): its name, when it joined and its linked identifiers."""
+        return await queries.member(points, resolve(caller, member_ref))
+
+    @api.get("/{member_ref}/balance", response_model=Balance, responses=READ_RESPONSES)
     async def get_balance(member_ref: MemberRef, caller: Caller, points: Store) -> dict[str, Any]:
         return await queries.balance(points, resolve(caller, member_ref))
 
@@ -332,6 +372,17 @@ def router(
         if not outcome.new:
             response.status_code = status.HTTP_200_OK
         return GiftOut(gift_id=outcome.gift_id, amount=outcome.amount, given_at=outcome.given_at)
+
+    @api.get("/{member_ref}/gifts", response_model=GiftsPage, responses=READ_RESPONSES)
+    async def get_gifts(
+        member_ref: MemberRef,
+        caller: Caller,
+        points: Store,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    ) -> GiftsPage:
+        """Gifts the member gave and received, newest first."""
+        items = await queries.gifts(points, resolve(caller, member_ref), limit)
+        return GiftsPage.model_validate({"items": items})
 
     @api.get("/{member_ref}/identifiers", response_model=list[IdentifierOut])
     async def get_identifiers(member_ref: MemberRef, caller: Caller, points: Store) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -73,13 +74,37 @@ RETURNING {", ".join("o." + c.strip() for c in _COLUMNS.split(",") if c.strip() 
               AS fulfilment_url
 """
 
+# Pages newest first through (created_at, order_id); a null partner or state list filters nothing.
 MEMBER_ORDERS = f"""
 SELECT {_COLUMNS}, created_at FROM orders
-WHERE member_id = $1 AND (created_at, order_id) < ($2, $3)
+WHERE member_id = $1 AND ($5::text IS NULL OR partner_id = $5) AND ($6::text[] IS NULL OR state = ANY($6::text[]))
+  AND (created_at, order_id) < ($2, $3)
+ORDER BY created_at DESC, order_id DESC LIMIT $4
+"""
+
+PARTNER_ORDERS = f"""
+SELECT {_COLUMNS}, created_at FROM orders
+WHERE partner_id = $1 AND (created_at, order_id) < ($2, $3)
+ORDER BY created_at DESC, order_id DESC LIMIT $4
+"""
+
+PARTNER_ORDERS_IN_STATES = f"""
+SELECT {_COLUMNS}, created_at FROM orders
+WHERE partner_id = $1 AND state = ANY($5::text[]) AND (created_at, order_id) < ($2, $3)
 ORDER BY created_at DESC, order_id DESC LIMIT $4
 """
 
 ORDER_VIEW = f"SELECT {_COLUMNS}, created_at, updated_at FROM orders WHERE order_id = $1"
+
+
+@dataclass(frozen=True)
+class OrderScope:
+    """Which orders a list holds: a member's or a partner's (or a member's with one partner), in some states."""
+
+    member_id: uuid.UUID | None = None
+    partner_id: str | None = None
+    states: tuple[OrderState, ...] | None = None
+    """None: every state."""
 
 
 def to_order(row: asyncpg.Record) -> Order:
@@ -163,7 +188,16 @@ class OrdersStore:
         row = await self._pool.fetchrow(ORDER_VIEW, order_id)
         return dict(row) if row is not None else None
 
-    async def member_orders(
-        self, member_id: uuid.UUID, before: tuple[datetime, uuid.UUID], limit: int
-    ) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self._pool.fetch(MEMBER_ORDERS, member_id, before[0], before[1], limit)]
+    async def orders(self, scope: OrderScope, before: tuple[datetime, uuid.UUID], limit: int) -> list[dict[str, Any]]:
+        """The orders in `scope` older than `before` (created_at, order_id), newest first, at most `limit`."""
+        states = [s.value for s in scope.states] if scope.states is not None else None
+        page = (before[0], before[1], limit)
+        if scope.member_id is not None:
+            rows = await self._pool.fetch(MEMBER_ORDERS, scope.member_id, *page, scope.partner_id, states)
+        elif scope.partner_id is None:
+            raise ValueError("an order list is scoped to a member or a partner")
+        elif states is None:
+            rows = await self._pool.fetch(PARTNER_ORDERS, scope.partner_id, *page)
+        else:
+            rows = await self._pool.fetch(PARTNER_ORDERS_IN_STATES, scope.partner_id, *page, states)
+        return [dict(r) for r in rows]

@@ -1,4 +1,7 @@
-"""Members order rewards and follow their orders; ops may read any order."""
+"""Members order rewards and follow their orders; partner staff read the orders placed with their partner; ops any.
+
+Only the member (and ops) see a voucher's code: partner staff see an order's state, never the code.
+"""
 
 import uuid
 from collections.abc import Callable
@@ -9,11 +12,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.ids import ExternalRef, PartnerId
-from loyalty_runtime.auth import Principal, Role, require_member_access
-from redemption.adapters.orders_store import OrdersStore
+from loyalty_runtime.auth import Principal, Role, require_member_access, require_partner_access
+from redemption.adapters.orders_store import OrderScope, OrdersStore
 from redemption.domain.orders import voucher_to_show
 from redemption.handlers.orders import Saga, place_order
-from redemption.handlers.queries import BadCursorError, member_orders, order_view
+from redemption.handlers.queries import BadCursorError, StateFilter, list_orders, order_view
 
 
 class OrderIn(BaseModel):
@@ -36,11 +39,16 @@ class OrderOut(BaseModel):
     state: str = Field(
         description="awaiting_hold, fulfilling, capturing, cancelling, fulfilled, cancelled or payment_failed."
     )
-    voucher_code: str | None = Field(default=None, description="A voucher's code, once the order is fulfilled.")
+    voucher_code: str | None = Field(
+        default=None, description="A voucher's code, once the order is fulfilled; shown to the member and ops only."
+    )
     partner_reference: str | None = None
     cancel_reason: str | None = Field(default=None, description="Why it was cancelled or its payment failed.")
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+STATE_FILTER = "One state, or `awaiting_fulfilment`: points held, not yet fulfilled (fulfilling or capturing)."
 
 
 class OrdersPage(BaseModel):
@@ -48,12 +56,43 @@ class OrdersPage(BaseModel):
     next_cursor: str | None
 
 
+def _scope(caller: Principal, member_id: uuid.UUID | None, partner_id: str | None) -> OrderScope:
+    """The orders the caller asks for, once it may see them: 403 for another's, 400 for an unbounded list."""
+    if caller.role is Role.MEMBER:
+        if partner_id is not None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "a member lists its own orders: leave out partner_id")
+        own = uuid.UUID(caller.subject)
+        require_member_access(caller, member_id or own)
+        return OrderScope(member_id=own)
+    if caller.role is Role.PARTNER:
+        partner_id = partner_id or caller.partner_id
+    elif member_id is None and partner_id is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "ops name a member or a partner: ?member_id= or ?partner_id=")
+    if partner_id is not None:
+        require_partner_access(caller, partner_id)
+    return OrderScope(member_id=member_id, partner_id=partner_id)
+
+
+def _require_reader(caller: Principal, order: dict[str, Any]) -> None:
+    """403 unless the order is the member's own, was placed with the staff's partner, or the caller is ops."""
+    if caller.role is Role.PARTNER:
+        require_partner_access(caller, order["partner_id"])
+    else:
+        require_member_access(caller, order["member_id"])
+
+
+def _shown_to(caller: Principal, order: dict[str, Any]) -> dict[str, Any]:
+    """The order as the caller may see it: a voucher's code is the member's, never the partner staff's."""
+    return {**order, "voucher_code": None} if caller.role is Role.PARTNER else order
+
+
 def router(store: Callable[[], OrdersStore], saga: Saga, authenticate: Callable[..., Principal]) -> APIRouter:
     api = APIRouter(prefix="/v1/orders", tags=["orders"])
     Caller = Annotated[Principal, Depends(authenticate)]
     Store = Annotated[OrdersStore, Depends(store)]
 
-    @api.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderOut)
+    @api.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderOut,
+              responses={403: {"description": "Not a member's token."}})  # fmt: skip
     async def post_order(body: OrderIn, caller: Caller, orders: Store, response: Response) -> OrderOut:
         """Order a reward with points. The answer comes at once; follow the order's state with GET."""
         if caller.role is not Role.MEMBER:
@@ -69,32 +108,41 @@ def router(store: Callable[[], OrdersStore], saga: Saga, authenticate: Callable[
             **{**order.__dict__, "points": order.points, "state": order.state.value, "voucher_code": voucher_code}
         )
 
-    @api.get("/{order_id}", response_model=OrderOut, responses={404: {"description": "No such order."}})
+    @api.get(
+        "/{order_id}", response_model=OrderOut,
+        responses={403: {"description": "Another member's order, or one placed with another partner."},
+                   404: {"description": "No such order."}},
+    )  # fmt: skip
     async def get_order(order_id: uuid.UUID, caller: Caller, orders: Store) -> dict[str, Any]:
+        """One order: the member's own, or (partner staff) one placed with their partner, or (ops) any."""
         found = await order_view(orders, order_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"order {order_id} does not exist")
-        require_member_access(caller, found["member_id"])
-        return found
+        _require_reader(caller, found)
+        return _shown_to(caller, found)
 
-    @api.get("", response_model=OrdersPage)
-    async def list_orders(
+    @api.get(
+        "", response_model=OrdersPage,
+        responses={400: {"description": "A cursor this API did not return, or ops named neither member nor partner."},
+                   403: {"description": "Another member's orders, or another partner's."}},
+    )  # fmt: skip
+    async def get_orders(
         caller: Caller,
         orders: Store,
         member_id: uuid.UUID | None = None,
+        partner_id: Annotated[PartnerId | None, Query(description="Partner staff: their own (the default).")] = None,
+        state: Annotated[StateFilter | None, Query(description=STATE_FILTER)] = None,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
-        """The caller's orders, newest first (ops: name the member)."""
-        if member_id is None:
-            if caller.role is not Role.MEMBER:
-                raise HTTPException(status.HTTP_400_BAD_REQUEST, "ops must name the member: ?member_id=")
-            member_id = uuid.UUID(caller.subject)
-        require_member_access(caller, member_id)
+        """Orders newest first: a member's own; partner staff their partner's; ops name a member or a partner."""
+        scope = _scope(caller, member_id, partner_id)
+        if state is not None:
+            scope = OrderScope(scope.member_id, scope.partner_id, state.states)
         try:
-            items, next_cursor = await member_orders(orders, member_id, cursor, limit)
+            items, next_cursor = await list_orders(orders, scope, cursor, limit)
         except BadCursorError as error:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from error
-        return {"items": items, "next_cursor": next_cursor}
+        return {"items": [_shown_to(caller, i) for i in items], "next_cursor": next_cursor}
 
     return api

@@ -1,21 +1,43 @@
-"""What members and ops read about orders."""
+"""What members, partner staff and ops read about orders."""
 
 from __future__ import annotations
 
 import base64
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from redemption.adapters.orders_store import OrdersStore
-from redemption.domain.orders import voucher_to_show
+from redemption.adapters.orders_store import OrderScope, OrdersStore
+from redemption.domain.orders import OrderState, voucher_to_show
 
 
 class BadCursorError(ValueError):
     def __init__(self) -> None:
         super().__init__("cursor is not one this API returned; start again without it")
+
+
+class StateFilter(StrEnum):
+    """An order state to list, or a named group of states."""
+
+    AWAITING_HOLD = "awaiting_hold"
+    FULFILLING = "fulfilling"
+    CAPTURING = "capturing"
+    CANCELLING = "cancelling"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+    PAYMENT_FAILED = "payment_failed"
+    AWAITING_FULFILMENT = "awaiting_fulfilment"
+    """Points held, nothing handed to the member yet: the partner is to deliver (fulfilling), or it delivered
+    (or the order is a voucher) and the capture that precedes the voucher's code is on its way (capturing)."""
+
+    @property
+    def states(self) -> tuple[OrderState, ...]:
+        if self is StateFilter.AWAITING_FULFILMENT:
+            return (OrderState.FULFILLING, OrderState.CAPTURING)
+        return (OrderState(self.value),)
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
@@ -28,21 +50,25 @@ async def order_view(store: OrdersStore, order_id: uuid.UUID) -> dict[str, Any] 
     return _view(row) if row is not None else None
 
 
-async def member_orders(
-    store: OrdersStore, member_id: uuid.UUID, cursor: str | None, limit: int
+def _decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID]:
+    if not cursor:
+        return datetime.max.replace(tzinfo=UTC), uuid.UUID(int=2**128 - 1)
+    try:
+        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(raw[0]), uuid.UUID(raw[1])
+    except (ValueError, TypeError, IndexError, orjson.JSONDecodeError) as error:
+        raise BadCursorError from error
+
+
+def _encode_cursor(last: dict[str, Any]) -> str:
+    token = orjson.dumps([last["created_at"].isoformat(), str(last["order_id"])])
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+async def list_orders(
+    store: OrdersStore, scope: OrderScope, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
-    before = (datetime.max.replace(tzinfo=UTC), uuid.UUID(int=2**128 - 1))
-    if cursor:
-        try:
-            raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-            before = (datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]))
-        except (ValueError, TypeError, IndexError, orjson.JSONDecodeError) as error:
-            raise BadCursorError from error
-    rows = await store.member_orders(member_id, before, limit + 1)
+    """One page of the orders in `scope`, newest first, and the cursor of the next page (None on the last)."""
+    rows = await store.orders(scope, _decode_cursor(cursor), limit + 1)
     items = [_view(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        token = orjson.dumps([last["created_at"].isoformat(), str(last["order_id"])])
-        next_cursor = base64.urlsafe_b64encode(token).decode().rstrip("=")
-    return items, next_cursor
+    return items, _encode_cursor(items[-1]) if len(rows) > limit else None
