@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) deploy/local/stack.py
 PACKAGES := contracts/pyproject.toml runtime/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: help venv up down status demo test verify bench chaos cards token dlq lint format docs schemas lock
+.PHONY: help venv up down status demo test verify bench chaos cards token dlq lint format docs schemas lock translations screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,8 +46,8 @@ chaos: venv ## Faults on a platform of its own: make chaos SEED=1 MINUTES=2 (BRO
 cards: venv ## Publish realistic card transactions: make cards CARDS=tok_x,tok_y COUNT=20
 	@$(PY) -m tools.cardfeed $(if $(CARDS),--cards $(CARDS),--random-cards 100) --count $(or $(COUNT),20)
 
-token: venv ## Mint a bearer token: make token ROLE=ops SUBJECT=ops-1 (ROLE=member SUBJECT=<member id>)
-	@$(PY) -m loyalty_runtime.auth --role $(or $(ROLE),ops) --subject $(or $(SUBJECT),ops-1)
+token: venv ## Mint a bearer token: make token ROLE=ops SUBJECT=ops-1 (ROLE=member SUBJECT=<member id>; ROLE=partner PARTNER=skymall)
+	@$(PY) -m loyalty_runtime.auth --role $(or $(ROLE),ops) --subject $(or $(SUBJECT),ops-1) $(if $(PARTNER),--partner $(PARTNER))
 
 dlq: venv ## Dead letters: list (TOPIC=, REASON=), SHOW=points:17, REPLAY=points:17, REPLAY_TOPIC=<topic>; ARGS= for more
 	@$(PY) -m tools.dlq $(strip \
@@ -57,10 +57,17 @@ dlq: venv ## Dead letters: list (TOPIC=, REASON=), SHOW=points:17, REPLAY=points
 	  $(if $(TOPIC)$(REASON),list $(if $(TOPIC),--topic $(TOPIC)) $(if $(REASON),--reason $(REASON)), \
 	  $(ARGS))))))
 
+translations: venv ## Extract the console's messages into its en and zh_CN catalogs (then translate the new zh_CN ones)
+	@$(PY) -m tools.translations extract
+
+screenshots: demo ## Regenerate the README's screenshots of the wallet, the portal and the ops console (docs/screenshots/)
+	@$(PY) -m tools.screenshots
+
 lint: venv ## ruff, and mypy --strict on the domain code
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy
+	@$(PY) -m tools.translations check
 
 format: venv ## Apply ruff's fixes and formatting
 	@$(PY) -m ruff check --fix .

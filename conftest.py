@@ -16,7 +16,7 @@ from loyalty_runtime.kafka import ensure_topics
 
 SERVICE_MIGRATIONS = {
     name: Path(__file__).resolve().parent / "services" / name / "migrations"
-    for name in ("partners", "points", "redemption")
+    for name in ("partners", "points", "redemption", "console")
 }
 
 

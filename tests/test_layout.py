@@ -49,3 +49,25 @@ def test_every_service_has_the_same_rooms(service: str):
 def test_domain_code_is_free_of_kafka_http_and_sql(service: str):
     for path in (ROOT / "services" / service / service / "domain").rglob("*.py"):
         assert imports(path) & IO_MODULES == set(), path
+
+
+def test_the_console_has_the_rooms_of_a_front_and_touches_no_ledger():
+    base = ROOT / "services" / "console" / "console"
+    for room in ("pages", "clients", "templates", "static", "locales"):
+        assert (base / room).is_dir(), f"console lacks {room}/"
+    for file in ("auth.py", "app.py", "settings.py", "__main__.py"):
+        assert (base / file).exists(), f"console lacks {file}"
+    ledger = set(SERVICES) | {"contracts"}
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(imports(p) & ledger) for p in base.rglob("*.py") if imports(p) & ledger
+    }
+    assert offenders == {}, "the console calls the services' HTTP APIs; it imports none of them"
+
+
+def test_every_vendored_front_end_library_carries_its_licence():
+    vendored = [p for p in ROOT.glob("services/console/console/static/vendor/*") if p.is_dir()]
+    vendored += [p for p in ROOT.glob("tests/e2e/browser/vendor/*") if p.is_dir()]
+    assert vendored
+    for library in vendored:
+        assert (library / "LICENSE").exists(), f"{library} has no LICENSE"
+        assert (library / "SOURCE").exists(), f"{library} does not say where it came from"

@@ -36,6 +36,7 @@ PARTNER_TERMS = {
     "skycafe": ("SkyCafe (coffee chain)", {"points_per_unit": "1", "category_rates": {}}),
 }
 REDEMPTION = "http://127.0.0.1:8103"
+CONSOLE = "http://127.0.0.1:8104"
 
 
 def step(text: str) -> None:
@@ -416,6 +417,8 @@ def main() -> int:
         targeted_activity(client, mall, air, run)
         settlement(client)
 
+    in_a_browser()
+
     step("Where to look next")
     print("    make verify     check every ledger invariant on this database")
     print("    make dlq        dead letters of every service: list, show, replay after a fix")
@@ -423,6 +426,17 @@ def main() -> int:
     print("    logs:           .local/logs/*.log (JSON lines with trace ids)")
     print("    stop it all:    make down")
     return 0
+
+
+def in_a_browser() -> None:
+    step("The programme in a browser: the console, with a sign-in page that lists the demo identities")
+    signin = httpx.get(f"{CONSOLE}/signin", timeout=10)
+    if signin.status_code != 200:
+        fail(signin, "the console's sign-in page")
+    print(f"    member wallet   {CONSOLE}/wallet   sign in as Ada (made for a phone: try a 390 px window)")
+    print(f"    partner portal  {CONSOLE}/portal   sign in as SkyCafe's staff (or SkyMall's, SkyAir's)")
+    print(f"    ops console     {CONSOLE}/ops      sign in as Olivia Chen")
+    print(f"    every identity: {CONSOLE}/signin   简体中文: switch the language at the foot of any page")
 
 
 if __name__ == "__main__":

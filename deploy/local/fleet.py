@@ -28,7 +28,12 @@ from deploy.local.cluster import (
     wait_until_async,
 )
 
-DATABASES = {"partners": "loyalty_partners", "points": "loyalty_points", "redemption": "loyalty_redemption"}
+DATABASES = {
+    "partners": "loyalty_partners",
+    "points": "loyalty_points",
+    "redemption": "loyalty_redemption",
+    "console": "loyalty_console",
+}
 
 
 class Fleet:
@@ -62,6 +67,7 @@ class Fleet:
     def env(self, service: str) -> dict[str, str]:
         return {
             **os.environ,
+            **self._console_env(service),
             "DATABASE_URL": self.dsn(service),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
             "KAFKA_REPLICATION_FACTOR": str(self.kafka.replication_factor),
@@ -70,6 +76,13 @@ class Fleet:
             "ENVIRONMENT": "test",
             **self.extra_env,
         }
+
+    def _console_env(self, service: str) -> dict[str, str]:
+        """The console calls this fleet's services, wherever they listen."""
+        if service != "console":
+            return {}
+        urls = {f"{name.upper()}_URL": self.url(name) for name in self.services if name != "console"}
+        return {**urls, "PUBLIC_URL": self.url("console")}
 
     async def start(self) -> None:
         """Kafka and PostgreSQL (side by side), the topics and databases, then every service, ready."""

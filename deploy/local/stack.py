@@ -1,6 +1,6 @@
 """Run the whole platform on this machine, without Docker.
 
-    python deploy/local/stack.py up        # Kafka, PostgreSQL, migrations, the three services
+    python deploy/local/stack.py up        # Kafka, PostgreSQL, migrations, the three services, the console
     python deploy/local/stack.py infra     # Kafka and PostgreSQL only
     python deploy/local/stack.py status
     python deploy/local/stack.py down      # stop everything `up` or `infra` started
@@ -61,6 +61,9 @@ SERVICES = (
     Service("points", 8102, "loyalty_points"),
     Service("redemption", 8103, "loyalty_redemption"),
 )
+CONSOLE = Service("console", 8104, "loyalty_console")
+"""The web front: wallet, portal and ops console over the three services' APIs."""
+EVERYTHING = (*SERVICES, CONSOLE)
 
 StackError = ClusterError
 PROCESSES = Processes(RUN, LOGS)
@@ -175,9 +178,9 @@ def infra(started: dict[str, bool] | None = None) -> dict[str, bool]:
 def up() -> None:
     t0 = time.monotonic()
     infra()
-    for service in SERVICES:
+    for service in EVERYTHING:
         start_service(PROCESSES, service, service_env(service))
-    for service in SERVICES:
+    for service in EVERYTHING:
         wait_until(
             f"{service.name} /ready", lambda s=service: ready(s.port), timeout=60, log=LOGS / f"{service.name}.log"
         )
@@ -187,7 +190,7 @@ def up() -> None:
 
 def down(only: dict[str, bool] | None = None) -> None:
     """Stop the services, then Kafka and PostgreSQL; `only` limits it to what a caller started."""
-    for service in reversed(SERVICES):
+    for service in reversed(EVERYTHING):
         if PROCESSES.stop(service.name):
             say(f"stopped {service.name}")
     if only is None or only.get("kafka"):
@@ -215,11 +218,10 @@ def status() -> None:
             str(PG_DATA / "server.log"),
         ),
     ]
-    for service in SERVICES:
+    for service in EVERYTHING:
         state = "ready" if ready(service.port) else ("starting" if PROCESSES.pid(service.name) else "down")
-        rows.append(
-            (service.name, f"http://127.0.0.1:{service.port}  (docs: /docs)", state, str(LOGS / f"{service.name}.log"))
-        )
+        where = f"{service.url}  ({'sign in: /signin' if service is CONSOLE else 'docs: /docs'})"
+        rows.append((service.name, where, state, str(LOGS / f"{service.name}.log")))
     width = max(len(r[1]) for r in rows)
     print(f"\n{'component':<11} {'listens on':<{width}}  {'state':<8} log")
     for name, where, state, log in rows:

@@ -32,6 +32,6 @@ echo "[venv] installing pinned packages (first run takes about a minute)"
 "${pip[@]}" install -c requirements/constraints.txt setuptools
 "${pip[@]}" install --no-build-isolation -c requirements/constraints.txt -r requirements/dev.txt \
   --config-settings editable_mode=compat \
-  -e contracts -e runtime -e services/partners -e services/points -e services/redemption
+  -e contracts -e runtime -e services/partners -e services/points -e services/redemption -e services/console
 touch "$venv/.installed"
 echo "[venv] ready: $venv"

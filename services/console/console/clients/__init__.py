@@ -1,0 +1,1 @@
+"""The three services' public HTTP APIs, called with the signed-in person's own bearer token."""

@@ -1,0 +1,213 @@
+"""Each service's calls by name. Bodies and answers are the services' own JSON (see their /docs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.clients.base import Json, UserApi
+
+Body = dict[str, Any]
+
+
+class OpsReads(UserApi):
+    """What every service offers ops alike: dead letters and consumer lag."""
+
+    async def dead_letters(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/dead-letters", **query)
+
+    async def dead_letter_summary(self) -> Json:
+        return await self.get("/v1/ops/dead-letters/summary")
+
+    async def dead_letter(self, number: int) -> Json:
+        return await self.get(f"/v1/ops/dead-letters/{number}")
+
+    async def replay_dead_letter(self, number: int) -> Json:
+        return await self.post(f"/v1/ops/dead-letters/{number}/replay")
+
+    async def replay_topic(self, topic: str) -> Json:
+        return await self.post("/v1/ops/dead-letters/replay", {"topic": topic})
+
+    async def consumers(self) -> Json:
+        return await self.get("/v1/ops/consumers")
+
+
+class PointsApi(OpsReads):
+    # members (a member passes "me"; ops pass the member id)
+    async def member(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}")
+
+    async def balance(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/balance")
+
+    async def lots(self, member: str = "me", cursor: str | None = None, limit: int = 50) -> Json:
+        return await self.get(f"/v1/members/{member}/lots", cursor=cursor, limit=limit)
+
+    async def history(self, member: str = "me", cursor: str | None = None, limit: int = 50) -> Json:
+        return await self.get(f"/v1/members/{member}/history", cursor=cursor, limit=limit)
+
+    async def identifiers(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/identifiers")
+
+    async def link(self, body: Body, member: str = "me") -> Json:
+        return await self.post(f"/v1/members/{member}/identifiers", body)
+
+    async def unlink_card(self, member: str, card_token: str) -> Json:
+        return await self.delete(f"/v1/members/{member}/identifiers/card/{card_token}")
+
+    async def unlink_partner_ref(self, member: str, partner_id: str, customer_ref: str) -> Json:
+        return await self.delete(f"/v1/members/{member}/identifiers/partner/{partner_id}/{customer_ref}")
+
+    async def gift(self, body: Body, member: str = "me") -> Json:
+        return await self.post(f"/v1/members/{member}/gifts", body)
+
+    async def gifts(self, member: str = "me", limit: int = 50) -> Json:
+        return await self.get(f"/v1/members/{member}/gifts", limit=limit)
+
+    async def member_activities(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/activities")
+
+    async def claim(self, activity_id: str, body: Body, member: str = "me") -> Json:
+        return await self.post(f"/v1/members/{member}/activities/{activity_id}/claims", body)
+
+    async def set_referrer(self, referrer_member_id: str, member: str = "me") -> Json:
+        return await self.put(f"/v1/members/{member}/referrer", {"referrer_member_id": referrer_member_id})
+
+    # ops
+    async def create_member(self, body: Body) -> Json:
+        return await self.post("/v1/members", body)
+
+    async def search_members(self, q: str = "", limit: int = 20) -> Json:
+        return await self.get("/v1/ops/members", q=q, limit=limit)
+
+    async def summary(self) -> Json:
+        return await self.get("/v1/ops/summary")
+
+    async def expiry_runs(self, limit: int = 20) -> Json:
+        return await self.get("/v1/ops/expiry-runs", limit=limit)
+
+    async def run_expiry(self) -> Json:
+        return await self.post("/v1/ops/expiry-runs")
+
+    async def card_rates(self) -> Json:
+        return await self.get("/v1/ops/card-earn-rates")
+
+    async def add_card_rate(self, body: Body) -> Json:
+        return await self.post("/v1/ops/card-earn-rates", body)
+
+    async def issue_link_code(self, body: Body) -> Json:
+        return await self.post("/v1/ops/link-codes", body)
+
+    async def segments(self) -> Json:
+        return await self.get("/v1/ops/segments")
+
+    async def segment(self, segment_id: str) -> Json:
+        return await self.get(f"/v1/ops/segments/{segment_id}")
+
+    async def create_segment(self, body: Body) -> Json:
+        return await self.post("/v1/ops/segments", body)
+
+    async def preview_segment(self, body: Body) -> Json:
+        return await self.post("/v1/ops/segments/preview", body)
+
+    async def activities(self) -> Json:
+        return await self.get("/v1/ops/activities")
+
+    async def activity(self, activity_id: str) -> Json:
+        return await self.get(f"/v1/ops/activities/{activity_id}")
+
+    async def create_activity(self, body: Body) -> Json:
+        return await self.post("/v1/ops/activities", body)
+
+    async def activity_step(self, activity_id: str, step: str, body: Body | None = None) -> Json:
+        """schedule, activate, pause, end, revisions or budget."""
+        return await self.post(f"/v1/ops/activities/{activity_id}/{step}", body)
+
+    async def report(self, activity_id: str) -> Json:
+        return await self.get(f"/v1/ops/activities/{activity_id}/report")
+
+    async def report_csv(self, activity_id: str) -> str:
+        return await self.get_text(f"/v1/ops/activities/{activity_id}/report.csv")
+
+
+class PartnersApi(OpsReads):
+    # a partner's own staff, or ops
+    async def partner(self, partner_id: str) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}")
+
+    async def contracts(self, partner_id: str) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/contracts")
+
+    async def offers(self, partner_id: str) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/offers")
+
+    async def offer(self, partner_id: str, offer_id: str) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/offers/{offer_id}")
+
+    async def put_offer(self, partner_id: str, offer_id: str, body: Body) -> Json:
+        return await self.put(f"/v1/partners/{partner_id}/offers/{offer_id}", body)
+
+    async def withdraw_offer(self, partner_id: str, offer_id: str) -> Json:
+        return await self.delete(f"/v1/partners/{partner_id}/offers/{offer_id}")
+
+    async def statement(self, partner_id: str, period: str) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/statements", period=period)
+
+    async def statement_csv(self, partner_id: str, period: str) -> str:
+        return await self.get_text(f"/v1/partners/{partner_id}/statements.csv", period=period)
+
+    async def purchases(
+        self, partner_id: str, outcome: str | None = None, before: str | None = None, limit: int = 50
+    ) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/purchases", outcome=outcome, before=before, limit=limit)
+
+    async def rotate_key(self, partner_id: str) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/keys")
+
+    async def revoke_key(self, partner_id: str, key_id: str) -> Json:
+        return await self.delete(f"/v1/partners/{partner_id}/keys/{key_id}")
+
+    async def issue_link_code(self, partner_id: str, body: Body) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/link-codes", body)
+
+    # ops
+    async def partners(self) -> Json:
+        return await self.get("/v1/partners")
+
+    async def register(self, body: Body) -> Json:
+        return await self.post("/v1/partners", body)
+
+    async def add_contract(self, partner_id: str, body: Body) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/contracts", body)
+
+    async def statements(self, period: str) -> Json:
+        return await self.get("/v1/ops/statements", period=period)
+
+    async def statements_csv(self, period: str) -> str:
+        return await self.get_text("/v1/ops/statements.csv", period=period)
+
+    async def finalise(self, body: Body) -> Json:
+        return await self.post("/v1/ops/settlement-runs", body)
+
+
+class RedemptionApi(OpsReads):
+    async def catalog(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/catalog", **query)
+
+    async def catalog_offer(self, partner_id: str, offer_id: str) -> Json:
+        return await self.get(f"/v1/catalog/{partner_id}/{offer_id}")
+
+    async def place_order(self, body: Body) -> Json:
+        return await self.post("/v1/orders", body)
+
+    async def order(self, order_id: str) -> Json:
+        return await self.get(f"/v1/orders/{order_id}")
+
+    async def orders(self, **query: str | int | None) -> Json:
+        """A member's own; ops name `member_id`; partner staff and ops name `partner_id` (and `state`)."""
+        return await self.get("/v1/orders", **query)
+
+    async def fulfilment_key(self, partner_id: str) -> Json:
+        return await self.get(f"/v1/ops/fulfilment-keys/{partner_id}")
+
+    async def issue_fulfilment_key(self, partner_id: str, body: Body | None = None) -> Json:
+        return await self.post(f"/v1/ops/fulfilment-keys/{partner_id}", body)

@@ -1,0 +1,1 @@
+"""One router per area: the member wallet, the partner portal, the ops console."""
