@@ -85,6 +85,8 @@ async def test_an_accepted_refund_has_its_own_event_and_no_points(partner):
         ({"occurred_at": "2019-12-31T12:00:00+00:00"}, "no earn contract valid on 2019-12-31"),
         ({"points": 1000}, "Extra inputs are not permitted"),
         ({"customer_ref": ""}, "at least 1 character"),
+        ({"idempotency_key": "k\u0000nul"}, "should match pattern"),  # was a 500: PostgreSQL text holds no NUL
+        ({"idempotency_key": "k\nline"}, "should match pattern"),
     ],
 )
 async def test_bad_purchases_get_422_with_the_reason(partner, changes: dict[str, object], reason: str):

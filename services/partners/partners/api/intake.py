@@ -38,8 +38,9 @@ IdempotencyKey = Annotated[
     Field(
         min_length=1,
         max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",  # no control characters (PostgreSQL text cannot even hold NUL)
         description="Names this purchase or refund for good: resend the same body under it to retry safely; "
-        "a new purchase or refund needs a new key.",
+        "a new purchase or refund needs a new key. No control characters.",
     ),
 ]
 AmountMinor = Annotated[

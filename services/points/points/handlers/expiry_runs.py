@@ -21,10 +21,15 @@ def requested_by_ops(subject: str) -> str:
 async def expire_and_record(
     store: PointsStore, events: LedgerEventWriter, requested_by: str, clock: Callable[[], datetime]
 ) -> ExpiryOutcome:
-    """Expire every lot due now, then record the run (a run that fails part-way keeps what it expired, unrecorded)."""
+    """Expire every lot due now, then record the run (a run that fails part-way keeps what it expired, unrecorded).
+
+    Every run ops ask for is recorded; the scheduler's only when it expired something, so the minute-by-minute
+    runs that find nothing do not bury the ones that matter.
+    """
     started_at = clock()
     outcome = await run_expiry(store, events, started_at)
-    await record_run(store.pool, ExpiryRunRecord(started_at, clock(), outcome.lots, outcome.points, requested_by))
+    if outcome.lots or requested_by != SCHEDULER:
+        await record_run(store.pool, ExpiryRunRecord(started_at, clock(), outcome.lots, outcome.points, requested_by))
     return outcome
 
 
