@@ -63,6 +63,10 @@ class Pages:
         """Called once per request, before anything is translated."""
         _translations.set(i18n.gettext_for(self.catalogs, locale))
 
+    def formats(self, request: Request) -> i18n.Formats:
+        """Numbers, money and dates as the request's person reads them (for flash messages too)."""
+        return i18n.Formats(getattr(request.state, "locale", i18n.DEFAULT), self.timezone)
+
     def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         locale = getattr(request.state, "locale", i18n.DEFAULT)
         self.use_locale(locale)
@@ -73,7 +77,7 @@ class Pages:
             csrf=getattr(request.state, "csrf", ""),
             locale=locale,
             lang=locale.replace("_", "-"),
-            fmt=i18n.Formats(locale, self.timezone),
+            fmt=self.formats(request),
             flash=getattr(request.state, "flash", None),
             **context,
         )

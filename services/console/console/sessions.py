@@ -73,6 +73,10 @@ class SessionStore:
     async def close(self, token: str) -> None:
         await self._pool.execute(DELETE, _hash(token))
 
+    async def reachable(self) -> None:
+        """Raises unless the sessions' database answers."""
+        await self._pool.fetchval("SELECT 1")
+
     async def forget_expired(self, now: datetime) -> int:
         status = await self._pool.execute(DELETE_EXPIRED, now)
         return int(status.split()[-1])

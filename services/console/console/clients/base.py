@@ -24,6 +24,11 @@ class ApiError(Exception):
     def __str__(self) -> str:
         return f"{self.service} answered {self.status}: {self.detail}"
 
+    @property
+    def refused(self) -> bool:
+        """A refusal the person can act on (a 4xx but 401), shown on the form; 401 and 5xx go to web.py's pages."""
+        return 400 <= self.status < 500 and self.status != 401
+
 
 def detail_of(answer: httpx.Response) -> str:
     """The service's own reason (FastAPI's `detail`, a string or a list of validation errors)."""

@@ -53,11 +53,6 @@ Month = Annotated[str, Path(pattern=MONTH_PATTERN)]
 KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN)]
 
 
-def refusal(error: ApiError) -> bool:
-    """A 4xx the person can act on; 401 (sign in again) and 5xx are the error pages' to show."""
-    return 400 <= error.status < 500 and error.status != 401
-
-
 # --- months ----------------------------------------------------------------------------------------------
 
 
@@ -93,7 +88,7 @@ async def statement_or_refusal(partners: PartnersApi, partner_id: str, period: s
     try:
         return await partners.statement(partner_id, period), None
     except ApiError as error:
-        if not refusal(error):
+        if not error.refused:
             raise
         return None, error
 
@@ -320,7 +315,7 @@ def offer_routes(api: APIRouter) -> None:
         try:
             await partners.withdraw_offer(own, offer_id)
         except ApiError as error:
-            if not refusal(error):
+            if not error.refused:
                 raise
             offer = await partners.offer(own, offer_id)
             fields = OfferFields.of_offer(offer, ZoneInfo(console_of(request).pages.timezone))
@@ -350,7 +345,7 @@ async def save_offer(
     try:
         saved = await partners.put_offer(partner_id, offer_id, prepared.body)
     except ApiError as error:
-        if not refusal(error):
+        if not error.refused:
             raise
         return render_offer_form(request, fields, offer=offer, problem=error.detail, status_code=error.status)
     message = gettext("Offer %(offer)s saved: revision %(revision)s.")
@@ -400,7 +395,7 @@ def key_routes(api: APIRouter) -> None:
         try:
             made = await partners.rotate_key(own)
         except ApiError as error:
-            if not refusal(error):
+            if not error.refused:
                 raise
             return render_keys(request, partner, error.detail, error.status)
         # Rendered here, never redirected: the secret must not travel in a cookie or a URL.
@@ -411,7 +406,7 @@ def key_routes(api: APIRouter) -> None:
         try:
             await partners.revoke_key(own, key_id)
         except ApiError as error:
-            if not refusal(error):
+            if not error.refused:
                 raise
             return render_keys(request, await partners.partner(own), error.detail, error.status)
         return redirect(request, "/portal/keys", gettext("Key %(key)s revoked.") % {"key": key_id})

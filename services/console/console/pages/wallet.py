@@ -50,14 +50,9 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return console_of(request).pages.render(request, template, status_code, **context)
 
 
-def refused(error: ApiError) -> bool:
-    """A refusal the member can act on, shown on the form; 401 and 5xx go to web.py's pages."""
-    return 400 <= error.status < 500 and error.status != 401
-
-
 def formats(request: Request) -> i18n.Formats:
     """Numbers in flash messages, as the page would show them."""
-    return i18n.Formats(getattr(request.state, "locale", i18n.DEFAULT), console_of(request).settings.display_timezone)
+    return console_of(request).pages.formats(request)
 
 
 def whole_number(text: str, low: int, high: int) -> int | None:
@@ -265,7 +260,7 @@ def _reward_pages(api: APIRouter) -> None:
         try:
             order = await redemption.place_order(body)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             form.problem = error.detail
             return await _offer_page(request, points, redemption, partner_id, offer_id, form, error.status)
@@ -370,7 +365,7 @@ async def _offer_title(redemption: RedemptionApi, order: Json) -> str:
     try:
         offer = await redemption.catalog_offer(quote(order["partner_id"], safe=""), quote(order["offer_id"], safe="/"))
     except ApiError as error:
-        if not refused(error):
+        if not error.refused:
             raise
         return str(order["offer_id"])
     return str(offer.get("title") or order["offer_id"])
@@ -409,7 +404,7 @@ def _gift_pages(api: APIRouter) -> None:
         try:
             await points.gift(body)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             form.problem = error.detail
             if error.status == 409:  # the id names another gift: this one needs its own
@@ -491,7 +486,7 @@ async def _link(request: Request, points: PointsApi, forms: LinkForms, kind: str
     try:
         linked = await points.link(body)
     except ApiError as error:
-        if not refused(error):
+        if not error.refused:
             raise
         forms.problem, forms.problem_for = error.detail, kind
         return await _link_page(request, points, forms, error.status)
@@ -522,7 +517,7 @@ def _activity_pages(api: APIRouter) -> None:
         try:
             granted = await points.claim(str(activity_id), body)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return await _activities_page(request, points, error.detail, error.status)
         done = gettext("You claimed %(points)s points.") % {"points": formats(request).points(granted["points"])}
@@ -566,7 +561,7 @@ def _invite_pages(api: APIRouter) -> None:
         try:
             await points.set_referrer(friend)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return _accept_page(request, session.identity.subject, friend, error.detail, error.status)
         return redirect(request, "/wallet", gettext("Thank you: member %(member)s invited you.") % {"member": friend})

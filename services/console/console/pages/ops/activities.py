@@ -278,7 +278,7 @@ def router() -> APIRouter:
             return await detail_page(request, points, partners, activity_id, problem=str(problem), status_code=422,
                                      **kept)  # fmt: skip
         except ApiError as error:
-            if error.status == 401 or error.status >= 500:
+            if not error.refused:
                 raise
             return await detail_page(request, points, partners, activity_id, problem=error.detail,
                                      status_code=error.status, **kept)  # fmt: skip
@@ -308,7 +308,7 @@ def router() -> APIRouter:
         except FormProblem as problem:
             return await new_page(request, partners, points, form, str(problem), 422)
         except ApiError as error:
-            if error.status == 401 or error.status >= 500:
+            if not error.refused:
                 raise
             return await new_page(request, partners, points, form, error.detail, error.status)
         return redirect(request, f"/ops/activities/{made['activity_id']}", gettext("Activity created as a draft."))
@@ -390,7 +390,7 @@ def router() -> APIRouter:
     @api.get("/activities/{activity_id}/report", response_class=HTMLResponse)
     async def report(request: Request, activity_id: uuid.UUID, session: OpsSession, points: Points) -> HTMLResponse:
         found = await points.report(str(activity_id))
-        fmt = i18n.Formats(request.state.locale, console_of(request).pages.timezone)
+        fmt = console_of(request).pages.formats(request)
         return console_of(request).pages.render(request, "ops/activities_report.html", **report_context(found, fmt))
 
     @api.get("/activities/{activity_id}/report.csv")

@@ -47,11 +47,6 @@ async def read(call: Awaitable[Json]) -> Reading:
         return Reading(problem=str(error), status=error.status)
 
 
-def refused(error: ApiError) -> bool:
-    """A refusal the person can act on (4xx but 401), shown on the form; 401 and 5xx go to web.py's pages."""
-    return 400 <= error.status < 500 and error.status != 401
-
-
 def ops_reads(request: Request, session: Session, service: ServiceName) -> OpsReads:
     """The ops reads every service offers, with the signed-in person's token."""
     console = console_of(request)

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from console.clients.base import ApiError, Json
 from console.clients.services import PointsApi, RedemptionApi
-from console.pages.ops.dashboard import read, refused
+from console.pages.ops.dashboard import read
 from console.rendering import gettext
 from console.web import OpsSession, Points, Redemption, console_of, redirect
 
@@ -144,7 +144,7 @@ def router() -> APIRouter:
         try:
             made = await points.create_member(body)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return console_of(request).pages.render(
                 request,
@@ -191,7 +191,7 @@ def router() -> APIRouter:
         try:
             linked = await points.link(link_body(kind, card_token, partner_id, customer_ref), member_id)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             form = {"kind": kind, "card_token": card_token, "partner_id": partner_id, "customer_ref": customer_ref}
             return console_of(request).pages.render(
@@ -233,7 +233,7 @@ def router() -> APIRouter:
         try:
             await unlink_call(points, member_id, identifier)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return console_of(request).pages.render(
                 request,

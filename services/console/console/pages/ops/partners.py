@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from console.clients.base import ApiError
 from console.clients.services import PartnersApi, RedemptionApi
-from console.pages.ops.dashboard import read, refused
+from console.pages.ops.dashboard import read
 from console.rendering import gettext
 from console.web import OpsSession, Partners, Redemption, console_of, redirect
 
@@ -133,7 +133,7 @@ def router() -> APIRouter:
             body = {"partner_id": form.partner_id.strip(), "name": form.name.strip(), "contract": contract_terms(form)}
             credentials = await partners.register(body)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return pages.render(request, "ops/partners_new.html", error.status, form=form, error=error.detail)
         # The secret is shown once, on this answer; a redirect would lose it.
@@ -165,7 +165,7 @@ def router() -> APIRouter:
         try:
             added = await partners.add_contract(partner_id, contract_terms(form))
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return console_of(request).pages.render(
                 request,
@@ -195,7 +195,7 @@ def router() -> APIRouter:
         try:
             issued = await redemption.issue_fulfilment_key(partner_id, {"grace_seconds": int(grace)} if grace else None)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return await fulfilment_refused(
                 request, partners, redemption, partner_id, grace_seconds, error.status, error.detail

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from console.clients.base import ApiError
 from console.clients.services import PartnersApi, PointsApi
-from console.pages.ops.dashboard import SERVICES, ServiceName, ops_reads, refused
+from console.pages.ops.dashboard import SERVICES, ServiceName, ops_reads
 from console.rendering import gettext
 from console.web import OpsSession, Partners, Points, console_of, redirect
 
@@ -85,7 +85,7 @@ def card_rate_pages(api: APIRouter) -> None:
                 body["mcc"] = mcc.strip()
             await points.add_card_rate(body)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return await page(
                 request,
@@ -115,7 +115,7 @@ async def settlement_page(
     try:
         statements, unpriced = await partners.statements(period), ""
     except ApiError as refusal:
-        if not refused(refusal):
+        if not refusal.refused:
             raise
         statements, unpriced = None, refusal.detail
     return console_of(request).pages.render(
@@ -163,7 +163,7 @@ def settlement_pages(api: APIRouter) -> None:
                 raise ApiError("console", 422, gettext("Choose a month to finalise."))
             await partners.finalise({"period": period, "force": force})
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             shown = period if MONTH.match(period) else last_month(console_of(request).clock())
             return await settlement_page(request, partners, shown, error.status, error.detail, force)
@@ -254,7 +254,7 @@ def dead_letter_pages(api: APIRouter) -> None:
         try:
             done = await ops_reads(request, session, chosen).replay_topic(topic)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             return console_of(request).pages.render(
                 request,
@@ -285,7 +285,7 @@ def dead_letter_pages(api: APIRouter) -> None:
         try:
             done = await reads.replay_dead_letter(number)
         except ApiError as error:
-            if not refused(error):
+            if not error.refused:
                 raise
             letter = await reads.dead_letter(number)
             return letter_page(request, chosen, letter, confirm=True, status=error.status, error=error.detail)

@@ -241,7 +241,7 @@ def router() -> APIRouter:
         except RowProblem as problem:
             return await builder_page(request, partners, builder, problem=str(problem), status_code=422)
         except ApiError as error:
-            if error.status == 401 or error.status >= 500:
+            if not error.refused:
                 raise
             return await builder_page(
                 request, partners, builder, problem=readable(error.detail), status_code=error.status
@@ -258,7 +258,7 @@ def router() -> APIRouter:
         except RowProblem as refused:
             problem = str(refused)
         except ApiError as error:
-            if error.status == 401 or error.status >= 500:
+            if not error.refused:
                 raise
             problem = readable(error.detail)
         return console_of(request).pages.fragment(
