@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from contracts.ids import PartnerId
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
-from partners.api.signed import PartnerCall, ops_or_signed_partner
+from partners.api.signed import OPS_STAFF_OR_PARTNER, PartnerCall, ops_or_signed_partner
 from partners.handlers.authentication import PartnerAuthenticator
 from partners.handlers.history import IntakeHistory, IntakeRecord, Outcome, PartnerLookup, list_intake
 
@@ -53,8 +53,7 @@ class IntakePageOut(BaseModel):
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Neither a valid bearer token nor a valid signature of the partner."},
-    403: {"description": "A member token, a staff token of another partner, or a key of another partner."},
+    **OPS_STAFF_OR_PARTNER,
     404: {"description": "No such partner."},
     422: {"description": "A malformed outcome, limit or cursor."},
 }

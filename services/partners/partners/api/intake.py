@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from contracts.ids import Category, ExternalRef
 from contracts.money import Currency
 from partners.api.errors import MalformedBodyError, refused_items, status_of
-from partners.api.signed import SignedCall, signed_partner
+from partners.api.signed import OPS_STAFF_OR_PARTNER, SignedCall, signed_partner
 from partners.domain.intake import BatchRefusedError, Kind, PurchaseReport, RefundReport
 from partners.handlers.authentication import PartnerAuthenticator
 from partners.handlers.history import IntakeHistory, ItemFacts, RefusedItem, keep_refusals, refusals_of
@@ -163,11 +163,7 @@ SIGNED_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-PORTAL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **SIGNED_RESPONSES,
-    401: {"description": "Neither a valid bearer token nor a valid signature of the partner."},
-    403: {"description": "A member token, a staff token of another partner, or a key of another partner."},
-}
+PORTAL_RESPONSES: dict[int | str, dict[str, Any]] = {**SIGNED_RESPONSES, **OPS_STAFF_OR_PARTNER}
 
 
 def refused_body(

@@ -106,6 +106,13 @@ def staff_or_ops(principal: Principal, partner_id: str) -> Principal:
         ) from refused
 
 
+OPS_STAFF_OR_PARTNER: dict[int | str, dict[str, str]] = {
+    401: {"description": "Neither a valid bearer token nor a valid signature of the partner."},
+    403: {"description": "A member token, a staff token of another partner, or a key of another partner."},
+}
+"""The answers of `ops_or_signed_partner` when it refuses, for the routes' `responses=`."""
+
+
 def ops_or_signed_partner(
     authenticator: PartnerAuthenticator, current_principal: Callable[..., Principal]
 ) -> Callable[..., Awaitable[PartnerCall]]:

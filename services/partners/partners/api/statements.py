@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.ids import PartnerId
 from loyalty_runtime.auth import Principal, TokenAuthority, ops_dependency, principal_dependency
-from partners.api.signed import PartnerCall, ops_or_signed_partner
+from partners.api.signed import OPS_STAFF_OR_PARTNER, PartnerCall, ops_or_signed_partner
 from partners.domain.settlement import (
     GIFTS_NOTE,
     Period,
@@ -284,8 +284,7 @@ def router(
 
     partner_refused: Mapping[int | str, dict[str, str]] = {
         **refused,
-        401: {"description": "Neither a valid bearer token nor a valid signature of the partner."},
-        403: {"description": "A member token, a staff token of another partner, or a key of another partner."},
+        **OPS_STAFF_OR_PARTNER,
         404: {"description": "No such partner."},
     }
 
