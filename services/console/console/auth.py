@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -48,7 +49,7 @@ def router(oauth_client: Any | None) -> APIRouter:
     ) -> Response:
         console = console_of(request)
         if not console.settings.local_sign_in:
-            return RedirectResponse(f"/signin/oidc?next={next_url or ''}", status_code=303)
+            return RedirectResponse(f"/signin/oidc?next={quote(next_url or '', safe='')}", status_code=303)
         identities = await demo_identities(console, find.strip())
         page = console.pages.render(request, "signin.html", identities=identities, next_url=next_url or "", find=find,
                                     expired=request.query_params.get("expired") == "1")  # fmt: skip

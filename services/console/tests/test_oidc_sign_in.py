@@ -74,6 +74,8 @@ async def test_partner_staff_sign_in_with_the_bank_and_the_services_get_the_bank
     transport = httpx.ASGITransport(app=production_console)
     async with httpx.AsyncClient(transport=transport, base_url=CONSOLE) as client:
         assert (await client.get("/signin")).headers["location"].startswith("/signin/oidc")
+        kept = await client.get("/signin", params={"next": "/portal/orders?state=all&cursor=x"})
+        assert kept.headers["location"] == "/signin/oidc?next=%2Fportal%2Forders%3Fstate%3Dall%26cursor%3Dx"
         to_provider = await client.get("/signin/oidc", params={"next": "/portal/offers"})
         assert to_provider.status_code == 302
         authorize = urlsplit(to_provider.headers["location"])

@@ -4,7 +4,6 @@ axe-core, move by keyboard, keep a screenshot."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,15 +103,4 @@ async def tab_to(page: Page, name: str, *, role: str | None = None, presses: int
     raise AssertionError(f"Tab never reached {name!r} on {page.url}")
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "") -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.2)
-
-
-__all__ = ["ARTEFACTS", "DESK", "PHONE", "Person", "eventually", "expect", "person", "tab_to"]
+__all__ = ["ARTEFACTS", "DESK", "PHONE", "Person", "expect", "person", "tab_to"]

@@ -18,8 +18,9 @@ import httpx
 from playwright.async_api import Browser, Page, expect
 
 from deploy.local.fleet import Fleet
-from tests.e2e.browser.support import DESK, PHONE, Person, eventually, person, tab_to
+from tests.e2e.browser.support import DESK, PHONE, Person, person, tab_to
 from tests.support.partner_client import PartnerCredentials, SignedPartnerClient, purchase_item
+from tests.support.waiting import eventually
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the console's display time zone: forms read times in it
 PRICE = 300
@@ -164,7 +165,7 @@ async def member_earns_claims_and_redeems_by_keyboard(member: Person, partner_id
         await page.reload()
         return (await page.get_by_test_id("available").inner_text()).strip() == "500"
 
-    await eventually(earned, what="the partner's purchase in Mei's wallet")
+    await eventually(earned, timeout=20, what="the partner's purchase in Mei's wallet")
     await member.check("wallet")
 
     await tab_to(page, "Activities", role="a")
