@@ -99,8 +99,8 @@ async def ops_start_a_targeted_giveaway(ops: Person, member_id: str, run: str) -
     await ops.open("/ops/segments/new")
     await page.get_by_label("Segment name").fill(f"Mei only {run}")
     await page.get_by_label("Field").select_option("member")
-    if not await page.get_by_label("Member ids").is_visible():
-        await page.get_by_role("button", name="Update the conditions' inputs").click()
+    # htmx redraws the condition for its field; typing before that swap lands would be typed into the old row.
+    await expect(page.get_by_label("Member ids")).to_be_visible()
     await page.get_by_label("Member ids").fill(member_id)
     await page.keyboard.press("Tab")  # leaving the field changes it: the live preview follows
     await expect(page.locator("#segment-preview")).to_contain_text("Members who meet every condition")
