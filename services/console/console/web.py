@@ -21,6 +21,7 @@ from console.rendering import Pages, gettext
 from console.sessions import Session, SessionStore
 from console.settings import Settings
 from loyalty_runtime.auth import Role
+from loyalty_runtime.failures import is_transient
 
 SESSION_COOKIE = "console_session"
 PRESESSION_COOKIE = "console_presession"
@@ -89,10 +90,15 @@ async def prepare_request(request: Request, call_next: Callable[[Request], Await
     console.pages.use_locale(request.state.locale)
     request.state.session = None
     request.state.csrf = ""
-    if not request.url.path.startswith("/static/"):
-        await _load_session(console, request)
-        request.state.flash = _read_flash(console, request)
-    answer = await call_next(request)
+    try:
+        if not request.url.path.startswith("/static/"):
+            await _load_session(console, request)
+            request.state.flash = _read_flash(console, request)
+        answer = await call_next(request)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        answer = _database_unavailable(request)
     if getattr(request.state, "flash", None) and FLASH_COOKIE in request.cookies:
         answer.delete_cookie(FLASH_COOKIE, path="/")
     answer.headers.setdefault("Content-Security-Policy", content_security_policy())
@@ -113,6 +119,16 @@ async def _load_session(console: Console, request: Request) -> None:
         request.state.csrf = session.csrf
     else:
         request.state.csrf = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(32)
+
+
+def _database_unavailable(request: Request) -> Response:
+    """The console's own database (its sessions) is away: a page that says so, and when to try again."""
+    answer = console_of(request).pages.render(
+        request, "error.html", 503, title=gettext("A service is unavailable"), home=request.url.path,
+        message=gettext("The console cannot reach its database just now. Try again in a few seconds."),
+    )  # fmt: skip
+    answer.headers["Retry-After"] = "5"
+    return answer
 
 
 def _read_flash(console: Console, request: Request) -> str | None:

@@ -145,3 +145,16 @@ async def test_the_language_comes_from_the_browser_and_the_persons_choice_wins(b
     english = await browser.client.get("/signin", headers={"accept-language": "zh-CN"})
     assert '<html lang="en">' in english.text
     assert "Sign in" in english.text
+
+
+async def test_the_consoles_own_database_gone_gives_a_503_page_with_retry_after(
+    console_app, browser: Browser, services: FakeServices
+) -> None:
+    member = str(uuid.uuid4())
+    member_services(services, member)
+    await browser.sign_in(Role.MEMBER, member)
+    await console_app.state.console.sessions._pool.close()  # the sessions' database is gone
+    answer = await browser.client.get("/wallet")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert "cannot reach its database" in answer.text
