@@ -1,4 +1,4 @@
-"""The member wallet: balance, lots, history, rewards and orders, gifts, links, activities, invitations.
+"""The wallet's everyday pages: balance, lots, history, rewards and orders, gifts, links, activities, invitations.
 
 Every page is the signed-in member's own (`me` to the points service). A form that creates something carries
 an id chosen when the form is rendered (an order's idempotency key, a gift id, a claim id), so that a double
