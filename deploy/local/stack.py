@@ -269,6 +269,8 @@ def test(pytest_args: list[str]) -> int:
     started: dict[str, bool] = {}
     env = dict(os.environ)
     env.update({**topic_settings(), "TEST_DATABASE_ADMIN_URL": database_admin_url()})
+    # The suite starts a service some hundred times; each start rebalances its consumers' group once per consumer.
+    env.setdefault("CONSUMER_HEARTBEAT_INTERVAL_MS", "150")
     try:
         infra(started)
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT).returncode

@@ -170,6 +170,7 @@ class BatchConsumer(Generic[T]):
             "max_records": BATCH_MAX_RECORDS,
             "batch_timeout_ms": BATCH_WAIT_MS,
             "auto_offset_reset": "earliest",
+            "heartbeat_interval_ms": self.shell.settings.consumer_heartbeat_interval_ms,
             "ack_policy": AckPolicy.NACK_ON_ERROR,
             "decoder": EnvelopeBatchDecoder(self.topic),
             "title": self.topic.description,

@@ -46,6 +46,14 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="How long a consumer retries a batch in place before it rewinds and reads it again.",
     )
+    consumer_heartbeat_interval_ms: int = Field(
+        default=500,
+        ge=100,
+        le=3000,
+        description="How often each consumer heartbeats. A service's consumers share one group, so each one that "
+        "joins at start rebalances the others, who learn of it at their next heartbeat (Kafka's default, 3 s, "
+        "made a start take 3 s per consumer).",
+    )
     jwt_secret: str = Field(default=LOCAL_JWT_SECRET, min_length=32, description="Verifies member and ops tokens.")
 
     @model_validator(mode="after")
