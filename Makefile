@@ -35,6 +35,7 @@ test: venv ## Run unit, contract and integration tests against real Kafka and Po
 verify: venv ## Check every ledger invariant on the running system's database (non-zero exit on failure)
 	@$(PY) -m points verify
 	@$(PY) -m tools.reconcile
+	@$(PY) -m tools.reconcile_orders
 
 bench: venv ## Measure throughput and latency against this machine's limits (BENCH_ARGS=--quick); bench/results/latest.json
 	@$(STACK) infra

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaProducer
 
 from contracts.envelope import Event
+from contracts.events.attribution import Attribution
 from contracts.events.cards import CardPurchasePayload, CardPurchasePosted, CardReversalPayload, CardReversalPosted
 from contracts.money import Money
 from contracts.topics import CARD_TRANSACTIONS
@@ -49,6 +50,8 @@ class CardFeed:
     reversal_share: float = 0.0
     currency: str = "CNY"
     start: datetime | None = None
+    attribution: Attribution | None = None
+    """Carried by every purchase: the channel, branch, staff member, campaign or share link behind the payments."""
 
     def events(self, count: int) -> Iterator[Event]:
         rng = random.Random(self.seed)
@@ -71,6 +74,7 @@ class CardFeed:
                     amount=Money(amount_minor=amount, currency=self.currency),
                     merchant_category_code=mcc,
                     merchant_name=rng.choice(names),
+                    attribution=self.attribution,
                 ),
             )
             if rng.random() < self.reversal_share:
@@ -133,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=20, help="purchases to publish")
     parser.add_argument("--reversal-share", type=float, default=0.0, help="share of purchases later reversed")
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    for name in ("channel", "branch-id", "staff-id", "campaign-ref", "share-code"):
+        parser.add_argument(f"--{name}", help=f"attribution: the {name.replace('-', ' ')} every purchase carries")
     args = parser.parse_args(argv)
     tokens = args.cards.split(",") if args.cards else random_cards(args.random_cards)
-    feed = CardFeed(tokens, seed=args.seed, reversal_share=args.reversal_share)
+    said = {k: v for k in ("channel", "branch_id", "staff_id", "campaign_ref", "share_code") if (v := getattr(args, k))}
+    attribution = Attribution.model_validate(said) if said else None
+    feed = CardFeed(tokens, seed=args.seed, reversal_share=args.reversal_share, attribution=attribution)
     events = list(feed.events(args.count))
     topic = CARD_TRANSACTIONS.qualified(args.topic_prefix)
     started = time.monotonic()

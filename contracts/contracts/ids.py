@@ -12,3 +12,6 @@ ExternalRef = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x2
 CardToken = Annotated[str, Field(pattern=r"^tok_[A-Za-z0-9]{8,64}$", description="Tokenised card number.")]
 MerchantCategoryCode = Annotated[str, Field(pattern=r"^[0-9]{4}$", description="ISO 18245 merchant category code.")]
 Category = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$", description="Partner's product category.")]
+TierCode = Annotated[
+    str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="A tier of the programme's tier set, e.g. 'gold'.")
+]

@@ -13,6 +13,7 @@ from pydantic import Field, TypeAdapter
 
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
+from contracts.events.earnings import DailyEarningsSummarised
 from contracts.events.holds import (
     CaptureHold,
     HoldCaptured,
@@ -25,9 +26,12 @@ from contracts.events.holds import (
 )
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
 from contracts.events.links import LinkCodeIssued
+from contracts.events.messages import MemberMessaged
 from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPaymentFailed, OrderPlaced
+from contracts.events.packets import RedPacketCreated, RedPacketGrabbed, RedPacketReturned
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
+from contracts.events.tiers import TierChanged
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,37 @@ LINK_CODES = Topic(
     description="One-time link codes (their hashes) that an identifier's owner issued, for the points service.",
 )
 
+MEMBER_TIERS = Topic(
+    name="loyalty.member-tiers.v1",
+    events=(TierChanged,),
+    key="member id",
+    description="Each change of a member's tier, from the points service's outbox (redemption prices by tier).",
+    # Kept forever, so that a new reader can rebuild every member's tier from the start of the topic.
+    config={"retention.ms": "-1"},
+)
+
+RED_PACKETS = Topic(
+    name="loyalty.red-packets.v1",
+    events=(RedPacketCreated, RedPacketGrabbed, RedPacketReturned),
+    key="packet id, so that a packet's grabs and its return stay in order",
+    description="Red packets created, grabbed and returned, from the points service's outbox.",
+)
+
+DAILY_EARNINGS = Topic(
+    name="loyalty.daily-earnings.v1",
+    events=(DailyEarningsSummarised,),
+    key="member id",
+    description="Each member's earnings of each finished programme day, from the points service's outbox (pushes).",
+)
+
+MEMBER_MESSAGES = Topic(
+    name="loyalty.member-messages.v1",
+    events=(MemberMessaged,),
+    key="member id",
+    description="Targeted messages about reward activities, from the points service's outbox, for the bank's "
+    "messaging systems (never to a held-out member).",
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_PURCHASES,
     CARD_TRANSACTIONS,
@@ -131,4 +166,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     HOLD_RESULTS,
     REDEMPTION_ORDERS,
     LINK_CODES,
+    DAILY_EARNINGS,
+    RED_PACKETS,
+    MEMBER_TIERS,
+    MEMBER_MESSAGES,
 )

@@ -20,6 +20,11 @@ import httpx
 
 from contracts.signing import signed_headers
 from contracts.topics import CARD_TRANSACTIONS
+from deploy.local.demo_attribution import attribution
+from deploy.local.demo_earnings import daily_earnings
+from deploy.local.demo_packets import red_packets
+from deploy.local.demo_prices import member_prices
+from deploy.local.demo_tiers import tiers
 from loyalty_runtime.auth import Role, TokenAuthority
 from loyalty_runtime.settings import LOCAL_JWT_SECRET
 from tools.cardfeed import CardFeed, publish
@@ -415,6 +420,11 @@ def main() -> int:
         redeem_at_another_partner(client, me, balance["posted"])
         poison_message(client, card, run)
         targeted_activity(client, mall, air, run)
+        attribution(client, mall, run)
+        tiers(client, mall, me, run)
+        member_prices(client, mall, me)
+        daily_earnings(client, me, ada)
+        red_packets(client, me, run)
         settlement(client)
 
     in_a_browser()

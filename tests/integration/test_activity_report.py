@@ -97,6 +97,10 @@ USD = {
 }
 
 
+HOLDOUT_BOUGHT = {"channel": None, "members": 2, "delivered": 0, "opened": 0, "clicked": 0, "responders": 2,
+                  "response_rate": "1.0000"}  # fmt: skip
+
+
 @pytest.fixture
 async def service(infra, topic_prefix, database: Database) -> AsyncIterator[tuple[Any, Seed]]:
     async with points_with_seed(infra.kafka, await database("points"), topic_prefix) as ready:
@@ -130,7 +134,11 @@ async def test_the_report_gives_reach_response_budget_and_incremental_spend_agai
         "points_net": 1_200,
         "budget_points": 10_000,
         "budget_left": 8_800,
+        "packet_points": 0,
+        "packet_points_returned": 0,
         "spend": [CNY, USD],
+        # Nobody was messaged (seeded without the job); beside the channels, the holdout: both bought in the window.
+        "channels": [HOLDOUT_BOUGHT],
     }
 
     exported = await client.get(f"/v1/ops/activities/{activity}/report.csv", headers=OPS)
@@ -159,6 +167,8 @@ async def test_the_report_gives_reach_response_budget_and_incremental_spend_agai
         "points_net": "1200",
         "budget_points": "10000",
         "budget_left": "8800",
+        "packet_points": "0",
+        "packet_points_returned": "0",
     }
     for row, figures in zip(rows, (CNY, USD), strict=True):
         assert row.pop("generated_at")

@@ -30,6 +30,7 @@ from tests.support.ledger import OPS, balance, link, member_headers, new_member,
 from tests.support.offers import published
 from tests.support.services import http, points_service, redemption_service, running
 from tests.support.waiting import eventually
+from tools.reconcile_orders import reconcile_orders
 
 pytestmark = pytest.mark.integration
 
@@ -171,6 +172,8 @@ async def test_five_hundred_members_racing_for_a_hundred_units_get_exactly_a_hun
         state = await balance(points_api, member)
         assert (state["posted"], state["pending"]) == (expected, 0), "losers get every point back"
     assert await verify_ledger(points_dsn) == []
+    checked, mismatches = await reconcile_orders(points_dsn, redemption_dsn)
+    assert (checked, mismatches) == (500, []), "every order fulfilled for its price or cancelled uncaptured"
 
 
 async def test_a_product_is_paid_only_after_the_partner_delivered(stack, infra, partner: Partner):

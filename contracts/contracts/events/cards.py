@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.envelope import Contract, Event
+from contracts.events.attribution import Attribution
 from contracts.ids import CardToken, ExternalRef, MerchantCategoryCode
 from contracts.money import Money
 
@@ -17,6 +18,9 @@ class CardPurchasePayload(Contract):
     amount: Money
     merchant_category_code: MerchantCategoryCode
     merchant_name: str = Field(min_length=1, max_length=128)
+    attribution: Attribution | None = Field(
+        default=None, description="Channel, branch, staff member, campaign or share link the card system knows of."
+    )
 
 
 class CardReversalPayload(Contract):

@@ -7,9 +7,17 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, model_validator
 
 from contracts.envelope import Contract, Event, UtcDatetime
-from contracts.ids import Category, ExternalRef, PartnerId
+from contracts.ids import Category, ExternalRef, PartnerId, TierCode
 
 OfferKind = Literal["product", "voucher", "discount"]
+MAX_TIER_PRICES = 20
+
+
+class TierPrice(Contract):
+    """What one unit costs a member at this tier ("one customer, one price")."""
+
+    tier: TierCode
+    price_points: int = Field(gt=0, le=10**9)
 
 
 class OfferPayload(Contract):
@@ -29,6 +37,16 @@ class OfferPayload(Contract):
         description="Where the redemption service asks the partner to fulfil an order (products, discounts). "
         "Vouchers need none: the programme issues their codes.",
     )
+    tier_prices: list[TierPrice] = Field(
+        default_factory=list,
+        max_length=MAX_TIER_PRICES,
+        description="Prices for members at these tiers; a member at another tier pays price_points.",
+    )
+    tiers_only: list[TierCode] = Field(
+        default_factory=list,
+        max_length=MAX_TIER_PRICES,
+        description="Only members at one of these tiers see and may order the offer; empty: every member.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> OfferPayload:
@@ -36,6 +54,14 @@ class OfferPayload(Contract):
             raise ValueError("valid_until must be after valid_from")
         if self.kind != "voucher" and self.fulfilment_url is None:
             raise ValueError(f"a {self.kind} offer needs a fulfilment_url")
+        tiers = [price.tier for price in self.tier_prices]
+        if len(set(tiers)) < len(tiers):
+            raise ValueError("tier_prices names a tier twice: give each tier one price")
+        if len(set(self.tiers_only)) < len(self.tiers_only):
+            raise ValueError("tiers_only names a tier twice")
+        excluded = sorted(set(tiers) - set(self.tiers_only)) if self.tiers_only else []
+        if excluded:
+            raise ValueError(f"tier_prices for {', '.join(excluded)}, which tiers_only leaves out: drop them")
         return self
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.envelope import Contract, Event
+from contracts.events.attribution import Attribution
 from contracts.ids import Category, ExternalRef, PartnerId
 from contracts.money import Money
 
@@ -26,6 +27,9 @@ class PurchasePayload(Contract):
     )
     contract_valid_from: date | None = Field(
         default=None, description="The earn contract version (its first day) that `points` was computed with."
+    )
+    attribution: Attribution | None = Field(
+        default=None, description="Channel, branch, staff member, campaign or share link the partner reported."
     )
 
 

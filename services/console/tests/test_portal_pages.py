@@ -156,7 +156,49 @@ async def test_publishing_an_offer_sends_its_terms_in_a_put_and_shows_it(
         "kind": "product", "title": "Summer lounge pass", "description": "Two visits", "category": "travel",
         "price_points": 4500, "stock": 120, "valid_from": "2026-12-01T09:00:00+00:00",
         "valid_until": "2027-02-28T18:30:00+00:00", "fulfilment_url": "https://skyair.example/fulfil",
+        "tier_prices": [], "tiers_only": [],
     }  # fmt: skip
+
+
+TIERS = {"version": 2, "base_tier": "green", "tiers": [{"code": "green", "name": "Green"},
+                                                       {"code": "gold", "name": "Gold"}]}  # fmt: skip
+
+
+async def test_member_prices_show_a_row_per_tier_and_are_sent_with_the_offer(
+    staff: Browser, services: FakeServices
+) -> None:
+    services.answer("GET", "http://points.test/v1/tiers", TIERS)
+    services.answer("PUT", f"{OWN}/offers/summer-1", offer(offer_id="summer-1", revision=1), 201)
+    form = await staff.client.get("/portal/offers/new")
+    assert "Gold members pay (points)" in form.text
+    assert 'name="tiers_only" value="gold"' in form.text
+    assert "Green members" not in form.text, "the base tier's price is the price for everyone"
+
+    prices = {"tier_codes": ["gold"], "tier_price_values": ["3,000"], "tiers_only": ["gold"]}
+    wrong = await staff.client.post("/portal/offers/new", data={"csrf_token": staff.csrf, **NEW_OFFER, **prices})
+    assert wrong.status_code == 422
+    assert "Enter member prices as whole numbers of points" in wrong.text
+    assert not [c for c in services.calls if c.method == "PUT"]
+
+    prices["tier_price_values"] = ["3000"]
+    answer = await staff.client.post("/portal/offers/new", data={"csrf_token": staff.csrf, **NEW_OFFER, **prices})
+    assert answer.status_code == 303, answer.text[-2000:]
+    put = next(c for c in services.calls if c.method == "PUT")
+    assert json_of(put)["tier_prices"] == [{"tier": "gold", "price_points": 3000}]
+    assert json_of(put)["tiers_only"] == ["gold"]
+
+
+async def test_an_offers_member_prices_are_kept_when_the_points_service_cannot_name_the_tiers(
+    staff: Browser, services: FakeServices
+) -> None:
+    services.answer("GET", "http://points.test/v1/tiers", {"detail": "down"}, 503)
+    priced = offer(tier_prices=[{"tier": "gold", "price_points": 3000}], tiers_only=["gold"])
+    services.answer("GET", f"{OWN}/offers/lounge-1", priced)
+    form = await staff.client.get("/portal/offers/lounge-1")
+    assert form.status_code == 200
+    assert 'name="tier_codes" value="gold"' in form.text
+    assert 'value="3000"' in form.text
+    assert 'value="gold" checked' in form.text
 
 
 async def test_a_new_offer_may_not_overwrite_an_existing_one(staff: Browser, services: FakeServices) -> None:

@@ -127,12 +127,15 @@ async def test_the_lots_page_lists_amount_remaining_and_dates_and_pages_on(
 async def test_the_catalog_shows_the_members_price_partner_stock_and_validity(
     member: Browser, services: FakeServices
 ) -> None:
-    member_priced = {**OFFER, "offer_id": "spa/day", "title": "Spa day", "member_price_points": 3500}
-    services.answer("GET", f"{REDEMPTION}/v1/catalog", {"items": [OFFER, member_priced], "next_cursor": None})
+    member_priced = {**OFFER, "offer_id": "spa/day", "title": "Spa day", "price_points": 3500,
+                     "base_price_points": 4200, "tier_prices": {"gold": 3500}}  # fmt: skip
+    services.answer("GET", f"{REDEMPTION}/v1/catalog", {"tier": "gold", "items": [OFFER, member_priced],
+                                                        "next_cursor": None})  # fmt: skip
     page = await member.client.get("/wallet/catalog")
     assert page.status_code == 200
     assert "4,000 points" in page.text
     assert "3,500 points" in page.text
+    assert "your tier's price; others pay 4,200" in page.text
     assert "7 of 50" in page.text
     assert "Dec 31, 2026" in page.text
     assert 'href="/wallet/catalog/skyair/lounge-pass"' in page.text
@@ -154,7 +157,29 @@ async def test_redeeming_posts_the_order_with_the_key_of_the_form_and_opens_the_
     assert first.headers["location"] == f"/wallet/orders/{ORDER}"
     bodies = [json_of(c) for c in sent(services, "POST", f"{REDEMPTION}/v1/orders")]
     assert bodies == [{"partner_id": "skyair", "offer_id": "lounge-pass", "quantity": 2, "idempotency_key": key[1]}] * 2
+    shown = await member.submit("/wallet/catalog/skyair/lounge-pass",
+                                {"quantity": "1", "idempotency_key": "k-2", "unit_points": "4000"})  # fmt: skip
+    assert shown.status_code == 303
+    assert json_of(sent(services, "POST", f"{REDEMPTION}/v1/orders")[-1])["expected_unit_points"] == 4000
     assert KEY.search((await member.client.get("/wallet/catalog/skyair/lounge-pass")).text)[1] != key[1]
+
+
+async def test_the_offer_form_carries_the_price_shown_and_a_moved_price_is_refused_with_the_new_one(
+    member: Browser, services: FakeServices
+) -> None:
+    gold = {**OFFER, "price_points": 3000, "base_price_points": 4000, "tier_prices": {"gold": 3000}}
+    services.answer("GET", f"{REDEMPTION}/v1/catalog/skyair/lounge-pass", gold)
+    page = await member.client.get("/wallet/catalog/skyair/lounge-pass")
+    assert 'name="unit_points" value="3000"' in page.text
+    assert "each, your tier's price; others pay 4,000" in page.text
+    moved = "one unit costs you 4000 points now, not 3000: look at the offer again and order at that price"
+    services.answer("POST", f"{REDEMPTION}/v1/orders", {"detail": moved}, 409)
+    services.answer("GET", f"{REDEMPTION}/v1/catalog/skyair/lounge-pass", OFFER)
+    answer = await member.submit("/wallet/catalog/skyair/lounge-pass",
+                                 {"quantity": "1", "idempotency_key": "k-1", "unit_points": "3000"})  # fmt: skip
+    assert answer.status_code == 409
+    assert moved in answer.text
+    assert 'name="unit_points" value="4000"' in answer.text, "the form now carries the price shown again"
 
 
 async def test_a_refused_order_shows_the_reason_on_the_form_with_the_input_and_key_kept(

@@ -55,7 +55,7 @@ class EarnConsumer(BatchConsumer[Fact]):
         correlations = {d.event.event_id: d.event.correlation_id for d in deliveries}
         outcome = await apply_earn_batch(
             PointsStore(self.shell.pool), self.name, [d.item for d in deliveries], correlations, self.events,
-            self.settings.lot_validity,
+            self.settings.lot_validity, zone=self.settings.programme_zone,
         )  # fmt: skip
         log.debug("earn batch applied", extra={"topic": self.name, **outcome.counts})
 

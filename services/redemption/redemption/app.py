@@ -24,6 +24,7 @@ from redemption.api import catalog, fulfilment_keys, orders
 from redemption.domain.catalog import BadCursorError, OfferNotFoundError
 from redemption.domain.fulfilment_keys import BadGraceError, NoFulfilmentKeyError
 from redemption.domain.orders import OrderRefusedError
+from redemption.domain.prices import PriceChangedError
 from redemption.handlers.orders import Saga, fulfil_due
 from redemption.settings import Settings
 
@@ -66,6 +67,7 @@ def build(
             OfferNotFoundError: status.HTTP_404_NOT_FOUND,
             BadCursorError: status.HTTP_400_BAD_REQUEST,
             OrderRefusedError: status.HTTP_409_CONFLICT,
+            PriceChangedError: status.HTTP_409_CONFLICT,
             NoFulfilmentKeyError: status.HTTP_404_NOT_FOUND,
             BadGraceError: status.HTTP_400_BAD_REQUEST,
         }

@@ -12,13 +12,17 @@ from faststream.kafka.message import KafkaMessage
 from contracts.envelope import Event
 from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejected, HoldReleased, PointsHeld
 from contracts.events.offers import OfferPublished, OfferWithdrawn
-from contracts.topics import HOLD_RESULTS, OFFERS
+from contracts.events.tiers import TierChanged
+from contracts.topics import HOLD_RESULTS, MEMBER_TIERS, OFFERS
 from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
 from redemption.adapters.catalog_store import CatalogStore
+from redemption.adapters.member_tiers_store import MemberTiersStore
 from redemption.adapters.orders_store import OrdersStore
 from redemption.domain.catalog import OfferChange
+from redemption.domain.prices import TierNews
 from redemption.handlers.catalog import apply_offer_batch, to_change
+from redemption.handlers.member_tiers import apply_tier_batch, to_news
 from redemption.handlers.orders import Saga, apply_hold_results
 from redemption.settings import Settings
 
@@ -42,6 +46,22 @@ class OfferConsumer(BatchConsumer[OfferChange]):
         log.debug("offer batch applied", extra={"topic": self.name, **outcome.counts})
 
 
+class MemberTierConsumer(BatchConsumer[TierNews]):
+    """Keeps each member's tier from loyalty.member-tiers.v1, for member prices: one transaction per batch."""
+
+    span_name = "apply tiers"
+
+    def __init__(self, shell: ServiceShell, settings: Settings) -> None:
+        super().__init__(shell, MEMBER_TIERS, settings.consumer_group)
+
+    def prepare(self, event: Event) -> TierNews:
+        return to_news(event)
+
+    async def apply(self, deliveries: Sequence[Delivery[TierNews]]) -> None:
+        members = await apply_tier_batch(MemberTiersStore(self.shell.pool), self.name, [d.item for d in deliveries])
+        log.debug("tier batch applied", extra={"topic": self.name, "members": members})
+
+
 class HoldResultConsumer(BatchConsumer[Event]):
     """Moves orders on by the ledger's answers (loyalty.hold-results.v1), one transaction per batch."""
 
@@ -58,6 +78,14 @@ class HoldResultConsumer(BatchConsumer[Event]):
 def register(shell: ServiceShell, settings: Settings, saga: Saga) -> None:
     offers = OfferConsumer(shell, settings)
     holds = HoldResultConsumer(shell, settings, saga)
+    tiers = MemberTierConsumer(shell, settings)
+
+    @shell.broker.subscriber(tiers.name, **tiers.subscriber_options())  # type: ignore[call-overload]
+    async def on_member_tiers(
+        batch: list[TierChanged],
+        message: Annotated[KafkaMessage, Context("message")],
+    ) -> None:
+        await tiers.consume(batch, message)
 
     @shell.broker.subscriber(holds.name, **holds.subscriber_options())  # type: ignore[call-overload]
     async def on_hold_results(

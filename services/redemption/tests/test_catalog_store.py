@@ -13,6 +13,7 @@ from contracts.envelope import Event
 from redemption.adapters.catalog_store import CatalogStore
 from redemption.domain.catalog import START, CatalogEntry, CatalogFilter
 from redemption.domain.fulfilment_urls import PERMISSIVE
+from redemption.domain.prices import EVERYTHING
 from redemption.handlers.catalog import BatchOutcome, apply_offer_batch, to_change
 from tests.support.offers import now, published, withdrawn
 
@@ -32,10 +33,10 @@ class Catalog:
         return await apply_offer_batch(self.store, "test-offers", [to_change(e, PERMISSIVE) for e in events])
 
     async def entry(self, offer_id: str, partner_id: str = "skymall") -> CatalogEntry | None:
-        return await self.store.find(partner_id, offer_id)
+        return await self.store.find(EVERYTHING, partner_id, offer_id)
 
     async def on_sale(self, at: datetime | None = None) -> list[str]:
-        return [e.offer_id for e in await self.store.on_sale(CatalogFilter(), START, 100, at or now())]
+        return [e.offer_id for e in await self.store.on_sale(EVERYTHING, CatalogFilter(), START, 100, at or now())]
 
 
 @pytest.fixture

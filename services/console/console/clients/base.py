@@ -43,7 +43,10 @@ def detail_of(answer: httpx.Response) -> str:
 
 
 class ServiceClient:
-    """A service's base URL and a pooled connection; `as_user(token)` gives the calls of one person."""
+    """A service's base URL and a pooled connection; `as_user(token)` gives the calls of one person.
+
+    A call without a token (None) is anonymous: only for public reads (a share card's link), which need nobody's.
+    """
 
     def __init__(self, name: str, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None):
         self.name = name
@@ -53,10 +56,10 @@ class ServiceClient:
         await self._http.aclose()
 
     async def call(
-        self, method: str, path: str, token: str, *, query: Query | None = None, body: Json = None
+        self, method: str, path: str, token: str | None, *, query: Query | None = None, body: Json = None
     ) -> httpx.Response:
         params = {k: v for k, v in (query or {}).items() if v is not None and v != ""}
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         try:
             answer = await self._http.request(method, path, params=params, json=body, headers=headers)
         except httpx.HTTPError as error:
@@ -67,9 +70,9 @@ class ServiceClient:
 
 
 class UserApi:
-    """The calls one person makes to one service, with their token."""
+    """The calls one person makes to one service, with their token (None: anonymous, for public reads only)."""
 
-    def __init__(self, client: ServiceClient, token: str) -> None:
+    def __init__(self, client: ServiceClient, token: str | None) -> None:
         self._client = client
         self._token = token
 

@@ -72,6 +72,39 @@ class PointsApi(OpsReads):
     async def set_referrer(self, referrer_member_id: str, member: str = "me") -> Json:
         return await self.put(f"/v1/members/{member}/referrer", {"referrer_member_id": referrer_member_id})
 
+    # --- daily earnings and share cards (a member's own; the shared card is public: no token) ---
+    async def daily_earnings(self, days: int = 7, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/daily-earnings", days=days)
+
+    async def share_cards(self) -> Json:
+        return await self.get("/v1/members/me/share-cards")
+
+    async def make_share_card(self, body: Body) -> Json:
+        return await self.post("/v1/members/me/share-cards", body)
+
+    async def revoke_share_card(self, card_id: str) -> Json:
+        return await self.delete(f"/v1/members/me/share-cards/{card_id}")
+
+    async def shared_card(self, token: str) -> Json:
+        """Anyone's read of a card by its link; the token is checked for its shape before it reaches a path."""
+        return await self.get(f"/v1/share-cards/{token}")
+
+    # --- tiers (anyone signed in reads the tier set; a member its own tier, ops any and the rest) ---
+    async def tier_set(self) -> Json:
+        return await self.get("/v1/tiers")
+
+    async def member_tier(self, member: str = "me", limit: int = 20) -> Json:
+        return await self.get(f"/v1/members/{member}/tier", limit=limit)
+
+    async def put_tier_set(self, body: Body) -> Json:
+        return await self.put("/v1/ops/tier-set", body)
+
+    async def tier_summary(self) -> Json:
+        return await self.get("/v1/ops/tiers/summary")
+
+    async def run_tier_reviews(self) -> Json:
+        return await self.post("/v1/ops/tier-reviews")
+
     # ops
     async def create_member(self, body: Body) -> Json:
         return await self.post("/v1/members", body)
@@ -127,6 +160,58 @@ class PointsApi(OpsReads):
 
     async def report_csv(self, activity_id: str) -> str:
         return await self.get_text(f"/v1/ops/activities/{activity_id}/report.csv")
+
+    # --- red packets (members send from their points, ops from an activity's budget; members grab) ---
+    async def create_red_packet(self, body: Body) -> Json:
+        return await self.post("/v1/red-packets", body)
+
+    async def red_packet(self, packet_id: str) -> Json:
+        return await self.get(f"/v1/red-packets/{packet_id}")
+
+    async def red_packet_by_link(self, token: str) -> Json:
+        return await self.get(f"/v1/red-packets/by-link/{token}")
+
+    async def grab_red_packet(self, packet_id: str) -> Json:
+        return await self.post(f"/v1/red-packets/{packet_id}/grabs")
+
+    async def grab_red_packet_by_link(self, token: str) -> Json:
+        return await self.post(f"/v1/red-packets/by-link/{token}/grabs")
+
+    async def close_red_packet(self, packet_id: str) -> Json:
+        return await self.post(f"/v1/red-packets/{packet_id}/close")
+
+    async def member_red_packets(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/red-packets")
+
+    async def ops_red_packets(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/red-packets", **query)
+
+    # --- attribution and targeted messages (share links: members and ops make them, anyone opens them) ---
+    async def create_share_link(self, body: Body) -> Json:
+        return await self.post("/v1/share-links", body)
+
+    async def share_links(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/share-links", **query)
+
+    async def share_link(self, code: str) -> Json:
+        """Anyone's read (no token needed); the code is checked for its shape before it reaches a path."""
+        return await self.get(f"/v1/share-links/{code}")
+
+    async def open_share_link(self, code: str, open_id: str | None = None) -> Json:
+        """Anyone's open (a member's token names the member): the open kept, and the link's target."""
+        return await self.post(f"/v1/share-links/{code}/opens", {"open_id": open_id} if open_id else None)
+
+    async def attribution(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/attribution", **query)
+
+    async def attribution_csv(self, **query: str | int | None) -> str:
+        return await self.get_text("/v1/ops/attribution.csv", **query)
+
+    async def preferences(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/preferences")
+
+    async def set_preferences(self, channel: str | None, member: str = "me") -> Json:
+        return await self.put(f"/v1/members/{member}/preferences", {"channel": channel})
 
 
 class PartnersApi(OpsReads):

@@ -19,15 +19,16 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from console.clients.base import ApiError, Json
-from console.clients.services import Body, PartnersApi
+from console.clients.services import Body, PartnersApi, PointsApi
 from console.rendering import gettext
-from console.web import Partners, PartnerSession, Redemption, console_of, redirect
+from console.web import Partners, PartnerSession, Redemption, console_of, current_session, redirect
 
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 OFFER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~:-]{0,127}$"  # the partners service's own rule for offer ids
 KEY_ID_PATTERN = r"^pk_[A-Za-z0-9_-]{24}$"
 OUTCOMES = ("accepted", "refused")
 OFFER_KINDS = ("product", "voucher", "discount")
+MAX_TIERS = 20  # contracts.events.offers.MAX_TIER_PRICES
 ORDER_STATES = (
     "awaiting_fulfilment", "awaiting_hold", "fulfilling", "capturing", "cancelling", "fulfilled", "cancelled",
     "payment_failed",
@@ -109,15 +110,25 @@ class OfferFields(BaseModel):
     valid_from: str = Field(default="", max_length=30)
     valid_until: str = Field(default="", max_length=30)
     fulfilment_url: str = Field(default="", max_length=2048)
+    tier_codes: list[str] = Field(default_factory=list, max_length=MAX_TIERS)
+    """One per row of the member prices, beside `tier_price_values` (blank: the price for everyone)."""
+    tier_price_values: list[str] = Field(default_factory=list, max_length=MAX_TIERS)
+    tiers_only: list[str] = Field(default_factory=list, max_length=MAX_TIERS)
 
     @classmethod
     def of_offer(cls, offer: Json, zone: ZoneInfo) -> OfferFields:
+        prices = offer.get("tier_prices") or []
         return cls(
             offer_id=offer["offer_id"], kind=offer["kind"], title=offer["title"], description=offer["description"],
             category=offer["category"], price_points=str(offer["price_points"]), stock=str(offer["stock"]),
             valid_from=local_input(offer["valid_from"], zone), valid_until=local_input(offer["valid_until"], zone),
-            fulfilment_url=offer.get("fulfilment_url") or "",
+            fulfilment_url=offer.get("fulfilment_url") or "", tier_codes=[p["tier"] for p in prices],
+            tier_price_values=[str(p["price_points"]) for p in prices], tiers_only=list(offer.get("tiers_only") or []),
         )  # fmt: skip
+
+    def tier_price(self, code: str) -> str:
+        """What the form holds as the price of members at `code` ('' for none)."""
+        return dict(zip(self.tier_codes, self.tier_price_values, strict=False)).get(code, "")
 
 
 OfferForm = Annotated[OfferFields, Form()]
@@ -163,12 +174,52 @@ def offer_body(fields: OfferFields, zone: ZoneInfo) -> OfferBody:
     for name, moment in (("valid_from", start), ("valid_until", end)):
         if moment is None:
             out.errors[name] = gettext("Enter a date and a time.")
+    tier_prices = member_prices(fields)
+    if tier_prices is None:
+        out.errors["tier_prices"] = gettext(
+            "Enter member prices as whole numbers of points, 1 or more, or leave them blank."
+        )
     out.body = {
         "kind": fields.kind, "title": fields.title.strip(), "description": fields.description.strip(),
         "category": fields.category.strip(), "price_points": price, "stock": stock, "valid_from": start,
         "valid_until": end, "fulfilment_url": fields.fulfilment_url.strip() or None,
+        "tier_prices": tier_prices or [], "tiers_only": sorted(set(fields.tiers_only)),
     }  # fmt: skip
     return out
+
+
+def member_prices(fields: OfferFields) -> list[Json] | None:
+    """The rows of member prices that hold a price, as the service takes them; None if one is not a number."""
+    prices = []
+    for code, value in zip(fields.tier_codes, fields.tier_price_values, strict=False):
+        if not value.strip():
+            continue
+        points = whole(value, 1)
+        if points is None:
+            return None
+        prices.append({"tier": code, "price_points": points})
+    return prices
+
+
+async def programme_tiers(request: Request) -> list[Json]:
+    """The programme's tiers above its base tier (code, name) for member prices; none when the points service
+    cannot say now."""
+    points = PointsApi(console_of(request).points, current_session(request).bearer)
+    try:
+        tier_set = await points.tier_set()
+    except ApiError:
+        return []
+    base = tier_set.get("base_tier")  # every member is at least there: its price is the price for everyone
+    return [{"code": t["code"], "name": t.get("name") or t["code"]} for t in tier_set.get("tiers") or []
+            if t["code"] != base]  # fmt: skip
+
+
+def tier_rows(programme: list[Json], fields: OfferFields) -> list[Json]:
+    """A row per tier of the programme, and per tier the offer prices that the programme no longer names."""
+    known = {t["code"] for t in programme}
+    kept = [{"code": c, "name": c} for c in dict.fromkeys(fields.tier_codes + fields.tiers_only) if c not in known]
+    return [{**t, "price": fields.tier_price(t["code"]), "only": t["code"] in fields.tiers_only}
+            for t in programme + kept]  # fmt: skip
 
 
 def new_offer_id_error(offer_id: str) -> str | None:
@@ -189,7 +240,7 @@ def offer_state(offer: Json, now: datetime) -> str:
     return "active"
 
 
-def render_offer_form(
+async def render_offer_form(
     request: Request,
     fields: OfferFields,
     *,
@@ -204,6 +255,7 @@ def render_offer_form(
         request, "portal/offer_form.html", status_code, fields=fields, offer=offer, errors=errors or {},
         problem=problem, kinds=OFFER_KINDS, zone=console.pages.timezone,
         state=offer_state(offer, console.clock()) if offer else "",
+        tiers=tier_rows(await programme_tiers(request), fields),
     )  # fmt: skip
 
 
@@ -284,23 +336,23 @@ def offer_routes(api: APIRouter) -> None:
     async def new_offer(request: Request, _own: OwnPartner) -> HTMLResponse:
         zone = ZoneInfo(console_of(request).pages.timezone)
         start = console_of(request).clock().astimezone(zone).strftime(LOCAL_INPUT)
-        return render_offer_form(request, OfferFields(valid_from=start))
+        return await render_offer_form(request, OfferFields(valid_from=start))
 
     @api.post("/offers/new", response_model=None)
     async def create_offer(request: Request, own: OwnPartner, partners: Partners, fields: OfferForm) -> Response:
         offer_id = fields.offer_id.strip()
         if error := new_offer_id_error(offer_id):
-            return render_offer_form(request, fields, errors={"offer_id": error}, status_code=422)
+            return await render_offer_form(request, fields, errors={"offer_id": error}, status_code=422)
         if await existing_offer(partners, own, offer_id) is not None:
             taken = gettext("You already have an offer with this id: open it from the list of offers to change it.")
-            return render_offer_form(request, fields, errors={"offer_id": taken}, status_code=409)
+            return await render_offer_form(request, fields, errors={"offer_id": taken}, status_code=409)
         return await save_offer(request, partners, own, offer_id, fields, None)
 
     @api.get("/offers/{offer_id}", response_class=HTMLResponse)
     async def edit_offer(request: Request, offer_id: OfferId, own: OwnPartner, partners: Partners) -> HTMLResponse:
         offer = await partners.offer(own, offer_id)
-        return render_offer_form(request, OfferFields.of_offer(offer, ZoneInfo(console_of(request).pages.timezone)),
-                                 offer=offer)  # fmt: skip
+        fields = OfferFields.of_offer(offer, ZoneInfo(console_of(request).pages.timezone))
+        return await render_offer_form(request, fields, offer=offer)
 
     @api.post("/offers/{offer_id}", response_model=None)
     async def revise_offer(
@@ -319,7 +371,7 @@ def offer_routes(api: APIRouter) -> None:
                 raise
             offer = await partners.offer(own, offer_id)
             fields = OfferFields.of_offer(offer, ZoneInfo(console_of(request).pages.timezone))
-            return render_offer_form(request, fields, offer=offer, problem=error.detail, status_code=error.status)
+            return await render_offer_form(request, fields, offer=offer, problem=error.detail, status_code=error.status)
         return redirect(request, "/portal/offers", gettext("Offer %(offer)s withdrawn.") % {"offer": offer_id})
 
 
@@ -340,14 +392,14 @@ async def save_offer(
     prepared = offer_body(fields, ZoneInfo(console_of(request).pages.timezone))
     if prepared.errors:
         problem = gettext("Check the fields marked below.")
-        return render_offer_form(request, fields, offer=offer, errors=prepared.errors, problem=problem,
+        return await render_offer_form(request, fields, offer=offer, errors=prepared.errors, problem=problem,
                                  status_code=422)  # fmt: skip
     try:
         saved = await partners.put_offer(partner_id, offer_id, prepared.body)
     except ApiError as error:
         if not error.refused:
             raise
-        return render_offer_form(request, fields, offer=offer, problem=error.detail, status_code=error.status)
+        return await render_offer_form(request, fields, offer=offer, problem=error.detail, status_code=error.status)
     message = gettext("Offer %(offer)s saved: revision %(revision)s.")
     return redirect(request, f"/portal/offers/{offer_id}", message % {"offer": offer_id, "revision": saved["revision"]})
 

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from contracts.events.attribution import AttributionId, Channel, ShareCode
 from contracts.ids import Category, ExternalRef
 from contracts.money import Currency
 from partners.api.errors import MalformedBodyError, refused_items, status_of
 from partners.api.signed import OPS_STAFF_OR_PARTNER, SignedCall, signed_partner
-from partners.domain.intake import BatchRefusedError, Kind, PurchaseReport, RefundReport
+from partners.domain.intake import AttributionReport, BatchRefusedError, Kind, PurchaseReport, RefundReport
 from partners.handlers.authentication import PartnerAuthenticator
 from partners.handlers.history import IntakeHistory, ItemFacts, RefusedItem, keep_refusals, refusals_of
 from partners.handlers.intake import (
@@ -48,6 +49,23 @@ AmountMinor = Annotated[
 ]
 
 
+class AttributionIn(BaseModel):
+    """Where the purchase came from, each part optional: the channel (app, sms, wechat, branch, web, partner), the
+    bank's branch and staff member, the campaign, and the code of the share link the customer followed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel | None = None
+    branch_id: AttributionId | None = None
+    staff_id: AttributionId | None = None
+    campaign_ref: AttributionId | None = None
+    share_code: ShareCode | None = None
+
+    def report(self) -> AttributionReport | None:
+        said = self.model_dump(exclude_none=True)
+        return AttributionReport(**said) if said else None
+
+
 class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,9 +76,13 @@ class PurchaseIn(BaseModel):
     currency: Currency
     category: Category | None = None
     occurred_at: AwareDatetime
+    attribution: AttributionIn | None = Field(
+        default=None, description="Where the purchase came from; part of the body a retry must send unchanged."
+    )
 
     def report(self) -> PurchaseReport:
-        return PurchaseReport(**self.model_dump())
+        attribution = self.attribution.report() if self.attribution is not None else None
+        return PurchaseReport(**self.model_dump(exclude={"attribution"}), attribution=attribution)
 
 
 class RefundIn(BaseModel):

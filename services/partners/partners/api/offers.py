@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response,
 from fastapi.responses import JSONResponse
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.events.offers import OfferKind
-from contracts.ids import Category
+from contracts.events.offers import MAX_TIER_PRICES, OfferKind
+from contracts.ids import Category, TierCode
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
 from partners.api.intake import PORTAL_RESPONSES, documented, parse
 from partners.api.signed import PartnerCall, ops_or_signed_partner
@@ -20,6 +20,13 @@ from partners.handlers.offers import BadOfferCursorError, OfferEvents, OfferRepo
 
 Points = Annotated[int, Field(strict=True, gt=0, le=10**9, description="What one unit costs, in points.")]
 Units = Annotated[int, Field(strict=True, ge=0, le=10**9, description="Units offered in total over the offer's life.")]
+
+
+class TierPriceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: TierCode
+    price_points: Points
 
 
 class OfferIn(BaseModel):
@@ -39,11 +46,22 @@ class OfferIn(BaseModel):
         default=None,
         description="Where the programme asks you to fulfil an order; needed for products and discounts.",
     )
+    tier_prices: list[TierPriceIn] = Field(
+        default_factory=list,
+        max_length=MAX_TIER_PRICES,
+        description="What a member at each of these tiers pays instead of price_points (GET /v1/tiers names them).",
+    )
+    tiers_only: list[TierCode] = Field(
+        default_factory=list,
+        max_length=MAX_TIER_PRICES,
+        description="Only members at one of these tiers see and may order the offer; empty: every member.",
+    )
 
     def terms(self) -> OfferTerms:
-        fields = self.model_dump(exclude={"fulfilment_url"})
+        fields = self.model_dump(exclude={"fulfilment_url", "tier_prices", "tiers_only"})
         url = str(self.fulfilment_url) if self.fulfilment_url is not None else None
-        return OfferTerms(**fields, fulfilment_url=url)
+        prices = tuple((price.tier, price.price_points) for price in self.tier_prices)
+        return OfferTerms(**fields, fulfilment_url=url, tier_prices=prices, tiers_only=tuple(self.tiers_only))
 
 
 class OfferOut(BaseModel):
@@ -59,6 +77,8 @@ class OfferOut(BaseModel):
     valid_from: datetime
     valid_until: datetime
     fulfilment_url: str | None
+    tier_prices: list[TierPriceIn]
+    tiers_only: list[str]
     withdrawn_at: datetime | None
     updated_at: datetime
 
@@ -78,6 +98,8 @@ class OfferOut(BaseModel):
             valid_from=terms.valid_from,
             valid_until=terms.valid_until,
             fulfilment_url=terms.fulfilment_url,
+            tier_prices=[TierPriceIn(tier=tier, price_points=points) for tier, points in terms.tier_prices],
+            tiers_only=list(terms.tiers_only),
             withdrawn_at=offer.withdrawn_at,
             updated_at=offer.updated_at,
         )

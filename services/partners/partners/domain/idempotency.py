@@ -60,7 +60,11 @@ class IntakeConflictError(BatchRefusedError):
 
 def purchase_entry(partner_id: str, report: PurchaseReport) -> IntakeEntry:
     r = report
-    fields = (r.customer_ref, r.purchase_id, r.amount_minor, r.currency, r.category, _instant(r.occurred_at))
+    fields: tuple[str | int | None, ...] = (
+        r.customer_ref, r.purchase_id, r.amount_minor, r.currency, r.category, _instant(r.occurred_at)
+    )  # fmt: skip
+    if r.attribution is not None:  # part of the body: a retry must send the same; bodies without it hash as before
+        fields += ("attribution", *r.attribution.fields)
     return _entry("purchase", partner_id, r.idempotency_key, r.purchase_id, fields)
 
 

@@ -29,6 +29,21 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
+class AttributionReport:
+    """Where the purchase came from, as the partner reported it (contracts.events.attribution); each part optional."""
+
+    channel: str | None = None
+    branch_id: str | None = None
+    staff_id: str | None = None
+    campaign_ref: str | None = None
+    share_code: str | None = None
+
+    @property
+    def fields(self) -> tuple[str | None, ...]:
+        return (self.channel, self.branch_id, self.staff_id, self.campaign_ref, self.share_code)
+
+
+@dataclass(frozen=True)
 class PurchaseReport:
     idempotency_key: str
     customer_ref: str
@@ -37,6 +52,8 @@ class PurchaseReport:
     currency: str
     category: str | None
     occurred_at: datetime
+    attribution: AttributionReport | None = None
+    """None when the partner said nothing of it (an empty attribution is none)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from contracts.events.offers import OfferKind, OfferPayload, OfferPublished, OfferWithdrawn, OfferWithdrawnPayload
+from contracts.events.offers import (
+    OfferKind,
+    OfferPayload,
+    OfferPublished,
+    OfferWithdrawn,
+    OfferWithdrawnPayload,
+    TierPrice,
+)
 from partners.domain.errors import PartnersError
 
 SOURCE = "partners"
@@ -36,6 +43,10 @@ class OfferTerms:
     valid_from: datetime
     valid_until: datetime
     fulfilment_url: str | None = None
+    tier_prices: tuple[tuple[str, int], ...] = ()
+    """(tier, price in points) sorted by tier: what a member at that tier pays instead of price_points."""
+    tiers_only: tuple[str, ...] = ()
+    """Sorted; only members at one of these tiers may order the offer (empty: everyone)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,8 @@ def _payload(partner_id: str, offer_id: str, revision: int, terms: OfferTerms) -
             valid_from=terms.valid_from,
             valid_until=terms.valid_until,
             fulfilment_url=terms.fulfilment_url,  # pydantic parses the string
+            tier_prices=[TierPrice(tier=tier, price_points=points) for tier, points in terms.tier_prices],
+            tiers_only=list(terms.tiers_only),
         )
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
@@ -158,6 +171,8 @@ def _terms_of(payload: OfferPayload) -> OfferTerms:
         valid_from=payload.valid_from,
         valid_until=payload.valid_until,
         fulfilment_url=str(payload.fulfilment_url) if payload.fulfilment_url is not None else None,
+        tier_prices=tuple(sorted((p.tier, p.price_points) for p in payload.tier_prices)),
+        tiers_only=tuple(sorted(payload.tiers_only)),
     )
 
 

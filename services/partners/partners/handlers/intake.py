@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Protocol
 
 from contracts.envelope import Event
+from contracts.events.attribution import Attribution
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded, PurchasePayload, RefundPayload
 from contracts.money import Money
 from partners.domain.earn import EarnContract
@@ -181,6 +182,7 @@ def _purchase_event(partner_id: str, item: PricedPurchase, event_id: uuid.UUID) 
             category=report.category,
             points=item.points,
             contract_valid_from=item.contract_valid_from,
+            attribution=Attribution(**asdict(report.attribution)) if report.attribution is not None else None,
         ),
     )
     return partition_key(partner_id, report.customer_ref), event

@@ -21,19 +21,22 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 
 LOCK_ACTIVITIES = """
 SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share,
-       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed
+       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed,
+       packet_points, packet_points_returned
 FROM activities WHERE activity_id = ANY($1::uuid[]) ORDER BY activity_id FOR UPDATE
 """
 
 READ_ACTIVITIES = """
 SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share,
-       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed
+       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed,
+       packet_points, packet_points_returned
 FROM activities WHERE activity_id = ANY($1::uuid[])
 """
 
 ALL_ACTIVITIES = """
 SELECT activity_id, name, kind, budget_points, quantity_cap, per_member_cap, segment_id, holdout_share,
-       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed
+       grants_count, points_granted, targets_frozen_at IS NOT NULL AS targets_frozen, points_reversed,
+       packet_points, packet_points_returned
 FROM activities WHERE ($1::uuid IS NULL OR activity_id = $1) ORDER BY created_at DESC, activity_id LIMIT $2
 """
 
@@ -161,7 +164,8 @@ def _to_activity(row: asyncpg.Record, versions: Iterable[asyncpg.Record]) -> Act
     activity = Activity(
         row["activity_id"], row["name"], ActivityKind(row["kind"]), row["budget_points"], row["quantity_cap"],
         row["per_member_cap"], row["segment_id"], Decimal(row["holdout_share"]), row["grants_count"],
-        row["points_granted"], row["targets_frozen"], row["points_reversed"],
+        row["points_granted"], row["targets_frozen"], row["points_reversed"], row["packet_points"],
+        row["packet_points_returned"],
     )  # fmt: skip
     activity.versions = [
         Version(

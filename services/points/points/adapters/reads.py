@@ -85,7 +85,8 @@ _MOVED = """(SELECT COALESCE(sum(amount) FILTER (WHERE posted_at >= $1), 0)::big
  FROM transfers WHERE posted_at >= $2 AND {predicate})"""
 
 # $1: the start of today, $2: the start of this month (UTC). The ledger sums to zero, so what members and
-# unclaimed identifiers hold is minus what the few other accounts hold (index accounts_system).
+# unclaimed identifiers hold is minus what the few other accounts hold (index accounts_system); points waiting
+# in red packets count as outstanding too (they go to members, or back to where they came from).
 SUMMARY = f"""
 SELECT (SELECT count(*) FROM members) AS members_total,
        (SELECT count(*) FROM members WHERE created_at >= $1) AS members_today,
@@ -94,7 +95,7 @@ SELECT (SELECT count(*) FROM members) AS members_total,
        redeemed.today AS redeemed_today, redeemed.month AS redeemed_month,
        expired.today AS expired_today, expired.month AS expired_month,
        (SELECT -COALESCE(sum(credits_posted - debits_posted), 0)::bigint FROM accounts
-        WHERE kind NOT IN ('member', 'unclaimed')) AS outstanding
+        WHERE kind NOT IN ('member', 'unclaimed') AND kind <> 'packet') AS outstanding
 FROM {_MOVED.format(predicate=ISSUED)} issued,
      {_MOVED.format(predicate=REDEEMED)} redeemed,
      {_MOVED.format(predicate=EXPIRED)} expired

@@ -25,6 +25,7 @@ from points.domain.segments import (
     PartnersUsed,
     SegmentRules,
     Spend,
+    TierIs,
     window_since,
 )
 
@@ -33,6 +34,13 @@ from points.domain.segments import (
 NET = "(e.amount_minor - e.refunded_minor)"
 CHANNEL = "COALESCE(e.channel, CASE WHEN e.identifier LIKE 'card:%' THEN 'card' ELSE 'partner' END)"
 PARTNER = "COALESCE(e.partner_id, CASE WHEN e.identifier LIKE 'partner:%' THEN split_part(e.identifier, ':', 2) END)"
+
+# A member's tier at a moment: its latest change by then; without one, the base tier of the tier set then.
+TIER_AT = (
+    "(COALESCE((SELECT ARRAY[h.to_tier] FROM tier_history h WHERE h.member_id = m.member_id AND h.at <= {at} "
+    "ORDER BY h.at DESC, h.seq DESC LIMIT 1), "
+    "ARRAY[(SELECT s.base_code FROM tier_sets s WHERE s.effective_from <= {at} ORDER BY s.version DESC LIMIT 1)]))[1]"
+)
 
 SAMPLE = """
 SELECT count(*) OVER () AS matched, seg.member_id FROM ({members}) seg ORDER BY seg.member_id LIMIT {limit}
@@ -63,6 +71,7 @@ WHERE (created_at, segment_id) < ($1, $2) ORDER BY created_at DESC, segment_id D
 
 ACTIVITY = """
 SELECT a.activity_id, a.name, a.kind, a.budget_points, a.points_granted, a.points_reversed, a.holdout_share,
+       a.packet_points, a.packet_points_returned,
        (SELECT b.credits_posted - b.debits_posted FROM accounts b WHERE b.account_id = $2) AS budget_left,
        (SELECT count(*) FROM activity_members m WHERE m.activity_id = a.activity_id AND m.grants > 0)
            AS members_granted
@@ -122,6 +131,10 @@ def compile_members(rules: SegmentRules | None, as_of: datetime, params: list[ob
         if isinstance(condition, MemberList):
             listed.append(p.add(list(condition.member_ids), "uuid[]"))
             predicates.append(f"m.member_id = ANY({listed[-1]})")
+            continue
+        if isinstance(condition, TierIs):
+            at = p.add(as_of, "timestamptz")
+            predicates.append(f"{TIER_AT.format(at=at)} = ANY({p.add(list(condition.codes), 'text[]')})")
             continue
         column = f"s.c{number}"
         filters = [f"e.occurred_at > {p.add(window_since(condition, as_of), 'timestamptz')}"]

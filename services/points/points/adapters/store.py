@@ -165,7 +165,11 @@ EXISTING_MEMBERS = "SELECT member_id FROM members WHERE member_id = ANY($1::uuid
 
 FIND_GIFT = "SELECT gift_id, sender, recipient, amount, message, given_at FROM gifts WHERE gift_id = $1"
 
-GIFTED_SINCE = "SELECT COALESCE(sum(amount), 0) FROM gifts WHERE sender = $1 AND given_at >= $2"
+GIFTED_SINCE = """
+SELECT (SELECT COALESCE(sum(amount), 0) FROM gifts WHERE sender = $1 AND given_at >= $2)
+     + (SELECT COALESCE(sum(points), 0) FROM red_packets WHERE creator_member = $1 AND created_at >= $2)
+"""
+"""What a member gave away since a moment: its gifts, and the points it put into red packets (one daily limit)."""
 
 INSERT_GIFT = """
 INSERT INTO gifts (gift_id, sender, recipient, amount, message, given_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -173,7 +177,7 @@ INSERT INTO gifts (gift_id, sender, recipient, amount, message, given_at) VALUES
 
 LOAD_EARNINGS = """
 SELECT source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor,
-       points_reversed, partner_id, holder_account
+       points_reversed, partner_id, holder_account, qualifying_day, tier_code, tier_bonus, tier_bonus_reversed
 FROM earnings WHERE source_key = ANY($1::text[]) ORDER BY source_key FOR UPDATE
 """
 
@@ -197,16 +201,19 @@ LOCK_GIFT_ID = "SELECT pg_advisory_xact_lock(hashtextextended('gift:' || $1::uui
 INSERT_EARNINGS = """
 INSERT INTO earnings
     (source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor,
-     points_reversed, occurred_at, channel, partner_id, category, mcc, holder_account)
+     points_reversed, occurred_at, channel, partner_id, category, mcc, holder_account, qualifying_day, tier_code,
+     tier_bonus, tier_bonus_reversed)
 SELECT * FROM unnest(
     $1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
-    $9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]
+    $9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::date[],
+    $17::text[], $18::bigint[], $19::bigint[]
 )
 """
 
 UPDATE_EARNINGS = """
-UPDATE earnings e SET refunded_minor = u.refunded, points_reversed = u.reversed
-FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(source_key, refunded, reversed)
+UPDATE earnings e
+SET refunded_minor = u.refunded, points_reversed = u.reversed, tier_bonus_reversed = u.tier_reversed
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(source_key, refunded, reversed, tier_reversed)
 WHERE e.source_key = u.source_key
 """
 
@@ -232,9 +239,11 @@ ON CONFLICT (mcc, valid_from) DO NOTHING RETURNING mcc
 
 DUE_LOT_ACCOUNTS = """
 SELECT DISTINCT account_id FROM (
-    SELECT account_id FROM lots WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2
+    SELECT account_id FROM lots
+    WHERE remaining > 0 AND expires_at <= $1 AND account_id NOT LIKE 'packet:%' ORDER BY expires_at LIMIT $2
 ) due
 """
+"""A red packet's lots wait (at most 7 days) and expire where they land, with their own dates (domain/packets.py)."""
 
 CREATE_MEMBER = """
 WITH m AS (INSERT INTO members (member_id, display_name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING member_id)
@@ -542,7 +551,7 @@ class Transaction:
             r["source_key"]: Earning(
                 r["source_key"], r["event_id"], r["identifier"], r["issuer_account"], r["amount_minor"],
                 r["currency"], r["points"], r["refunded_minor"], r["points_reversed"], r["partner_id"],
-                r["holder_account"],
+                r["holder_account"], r["qualifying_day"], r["tier_code"], r["tier_bonus"], r["tier_bonus_reversed"],
             )
             for r in rows
         }  # fmt: skip
@@ -576,6 +585,10 @@ class Transaction:
                 [facts[e.source_key].category for e in new],
                 [facts[e.source_key].mcc for e in new],
                 [e.holder_account for e in new],
+                [e.qualifying_day for e in new],
+                [e.tier_code for e in new],
+                [e.tier_bonus for e in new],
+                [e.tier_bonus_reversed for e in new],
             )
         if changed:
             await self.conn.execute(
@@ -583,6 +596,7 @@ class Transaction:
                 [e.source_key for e in changed],
                 [e.refunded_minor for e in changed],
                 [e.points_reversed for e in changed],
+                [e.tier_bonus_reversed for e in changed],
             )
 
     async def parked(self, source_keys: Iterable[str]) -> dict[str, list[Reverse]]:

@@ -6,16 +6,20 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.ids import Category, MerchantCategoryCode, PartnerId
+from contracts.ids import Category, MerchantCategoryCode, PartnerId, TierCode
 from contracts.money import Currency
-from loyalty_runtime.auth import Principal, Role, require_member_access, require_ops
+from loyalty_runtime.auth import Principal, require_ops
+from points.adapters.attribution_store import AttributionStore
 from points.adapters.store import PointsStore
+from points.api.attribution import AttributionIn
+from points.api.members import resolve_member
 from points.domain.activities import Activity, ActivityKind, Rules, Scope
 from points.handlers import activities as handle
 from points.handlers import queries as handle_queries
+from points.handlers.attribution import check_attribution
 from points.handlers.ledger_events import LedgerEventWriter
 
 
@@ -44,10 +48,17 @@ class RulesIn(BaseModel):
     claim_points: int | None = Field(default=None, gt=0, le=10**9)
     referrer_points: int | None = Field(default=None, gt=0, le=10**9)
     referee_points: int = Field(default=0, ge=0, le=10**9)
+    tiers: list[TierCode] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10,
+        description="Only members at one of these tiers when they buy (or claim) earn it; omit for every member.",
+    )
 
     def to_rules(self) -> Rules:
-        values = self.model_dump(exclude={"scope"})
-        return Rules(scope=Scope(**self.scope.model_dump()), **values)
+        values = self.model_dump(exclude={"scope", "tiers"})
+        tiers = tuple(self.tiers) if self.tiers is not None else None
+        return Rules(scope=Scope(**self.scope.model_dump()), tiers=tiers, **values)
 
 
 class ActivityIn(BaseModel):
@@ -109,6 +120,8 @@ class ActivityOut(BaseModel):
     budget_points: int
     points_granted: int
     points_reversed: int = Field(description="Taken back by refunds into the budget; net = granted - reversed.")
+    packet_points: int = Field(default=0, description="Put into red packets from the budget.")
+    packet_points_returned: int = Field(default=0, description="What nobody grabbed of them, back in the budget.")
     grants_count: int
     quantity_cap: int | None
     per_member_cap: int | None
@@ -121,6 +134,7 @@ class ActivityOut(BaseModel):
         return cls(
             activity_id=a.activity_id, name=a.name, kind=a.kind.value, status=a.status(now),
             budget_points=a.budget_points, points_granted=a.points_granted, points_reversed=a.points_reversed,
+            packet_points=a.packet_points, packet_points_returned=a.packet_points_returned,
             grants_count=a.grants_count,
             quantity_cap=a.quantity_cap, per_member_cap=a.per_member_cap, segment_id=a.segment_id,
             holdout_share=a.holdout_share,
@@ -137,6 +151,9 @@ class ClaimIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     claim_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Send the same id again to retry safely.")
+    attribution: AttributionIn | None = Field(
+        default=None, description="Where the claim came from (channel, branch, staff, campaign, a share link's code)."
+    )
 
 
 class ClaimOut(BaseModel):
@@ -243,8 +260,11 @@ def router(
         member_id: str, activity_id: uuid.UUID, body: ClaimIn, caller: Caller, points: Store, response: Response
     ) -> ClaimOut:
         """Claim a limited give-away ("the first 1,000 members to claim get 100 points")."""
-        member = _member(caller, member_id)
-        granted, new = await handle.claim(points, events, activity_id, member, body.claim_id, lot_validity)
+        member = resolve_member(caller, member_id)
+        attribution = body.attribution.to_domain() if body.attribution is not None else None
+        await check_attribution(AttributionStore(points.pool), attribution)
+        memo = attribution.to_memo() if attribution is not None and not attribution.empty else None
+        granted, new = await handle.claim(points, events, activity_id, member, body.claim_id, lot_validity, memo)
         if not new:
             response.status_code = status.HTTP_200_OK
         return ClaimOut(activity_id=activity_id, points=granted)
@@ -264,23 +284,14 @@ def router(
         """Limited give-aways the member can claim now, soonest end first: active, offered to it (among the
         activity's targets and not held out), not claimed by it yet, with quantity and budget left for a whole
         claim (the rules a claim is judged by). Then those it claimed, newest first, with `claimed` true."""
-        items = await handle_queries.member_activities(points, _member(caller, member_id), clock(), lot_validity)
+        items = await handle_queries.member_activities(points, resolve_member(caller, member_id), clock(), lot_validity)
         return MemberActivitiesOut.model_validate({"items": items})
 
     @api.put("/v1/members/{member_id}/referrer", status_code=status.HTTP_201_CREATED, tags=["members"])
     async def referrer(member_id: str, body: ReferrerIn, caller: Caller, points: Store) -> dict[str, str]:
         """Name the member who invited you, before your first purchase; they get a bonus when you make it."""
-        member = _member(caller, member_id)
+        member = resolve_member(caller, member_id)
         recorded = await handle.set_referrer(points, member, body.referrer_member_id)
         return {"member_id": str(member), "referrer_member_id": str(recorded)}
 
     return api
-
-
-def _member(caller: Principal, member_ref: str) -> uuid.UUID:
-    try:
-        member = uuid.UUID(caller.subject if member_ref == "me" and caller.role is Role.MEMBER else member_ref)
-    except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{member_ref!r} is not a member id") from None
-    require_member_access(caller, member)
-    return member

@@ -230,6 +230,20 @@ def actor_of(caller: Principal) -> Actor:
     return Actor(caller.subject, is_ops=caller.role is Role.OPS)
 
 
+def resolve_member(caller: Principal, member_ref: str) -> uuid.UUID:
+    """The member a path names (`me`: the caller's own, with a member token) if the caller may act for it."""
+    if member_ref == "me":
+        if caller.role is not Role.MEMBER:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "`me` needs a member token; ops name the member id")
+        member_ref = caller.subject
+    try:
+        member_id = uuid.UUID(member_ref)
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{member_ref!r} is not a member id") from None
+    require_member_access(caller, member_id)
+    return member_id
+
+
 def router(
     store: Callable[[], PointsStore],
     events: LedgerEventWriter,
@@ -242,17 +256,7 @@ def router(
     Store = Annotated[PointsStore, Depends(store)]
     MemberRef = Annotated[str, Path(description="A member id, or `me` for the caller's own.")]
 
-    def resolve(caller: Principal, member_ref: str) -> uuid.UUID:
-        if member_ref == "me":
-            if caller.role is not Role.MEMBER:
-                raise HTTPException(status.HTTP_400_BAD_REQUEST, "`me` needs a member token; ops name the member id")
-            member_ref = caller.subject
-        try:
-            member_id = uuid.UUID(member_ref)
-        except ValueError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{member_ref!r} is not a member id") from None
-        require_member_access(caller, member_id)
-        return member_id
+    resolve = resolve_member
 
     @api.post("", status_code=status.HTTP_201_CREATED, response_model=MemberCreated)
     async def create_member(body: NewMember, caller: Caller, points: Store, response: Response) -> MemberCreated:

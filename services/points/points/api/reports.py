@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from loyalty_runtime.auth import Principal, ops_dependency
 from points.adapters.segments import SegmentStore
-from points.domain.reports import ActivityReport, CurrencySpend
+from points.domain.reports import ActivityReport, ChannelResponse, CurrencySpend
 from points.handlers.activities import ActivityNotFoundError
 from points.handlers.reports import activity_report
 
@@ -32,6 +32,9 @@ DEFINITIONS = """The activity's figures, read from one consistent snapshot:
   spend fell below the threshold); **points_net** = granted - reversed, what members hold of it.
   **budget_points** as funded; **budget_left**: the posted balance of the ledger account
   `activity:<id>:budget`, what came back included (null before the budget is funded).
+- **packet_points**: what the budget put into red packets (ops packets of this activity);
+  **packet_points_returned**: what nobody grabbed of them, back in the budget; the difference went to the
+  members who grabbed them. They are not grants (no quantity cap, no standing) but the budget bounds them.
 - **window** [window_start, window_end): from the earliest window start of the activity's active
   versions to the earliest of now, the latest window end of its active versions, and the moment an
   'ended' version took effect. Null when it was never active.
@@ -44,6 +47,12 @@ DEFINITIONS = """The activity's figures, read from one consistent snapshot:
   **incremental_spend_minor** = that lift (unrounded) × targeted, rounded to whole minor units.
   Both are null without a targeted or a holdout member. This is the intention-to-treat comparison:
   members who respond choose to, so their own average (given for context) overstates the effect.
+- **channels**: the targeted members the activity messaged (loyalty.member-messages.v1), one row per channel, then
+  the holdout (`channel` null, never messaged): **members**; **delivered**, **opened**, **clicked** as the
+  messaging systems' callbacks reported them (a click counts as opened and delivered); **responders**: members with
+  a grant of the activity or a purchase in its scope (multiplier, spend threshold: its scope; first purchase: its
+  partner) within the window, which for the holdout can only be a purchase; **response_rate** = responders /
+  members, 4 decimals. Not in the CSV, which has one row per currency.
 """
 
 CSV_COLUMNS = (
@@ -73,6 +82,8 @@ CSV_COLUMNS = (
     "responders_average_minor",
     "lift_per_member_minor",
     "incremental_spend_minor",
+    "packet_points",
+    "packet_points_returned",
 )
 
 
@@ -102,6 +113,23 @@ class CurrencyOut(BaseModel):
         )
 
 
+class ChannelOut(BaseModel):
+    channel: str | None = Field(description="The channel the members were messaged on; null: the holdout.")
+    members: int
+    delivered: int
+    opened: int
+    clicked: int
+    responders: int
+    response_rate: Decimal
+
+    @classmethod
+    def of(cls, group: ChannelResponse) -> "ChannelOut":
+        return cls(
+            channel=group.channel, members=group.members, delivered=group.delivered, opened=group.opened,
+            clicked=group.clicked, responders=group.responders, response_rate=group.response_rate,
+        )  # fmt: skip
+
+
 class ReportOut(BaseModel):
     activity_id: uuid.UUID
     name: str
@@ -120,7 +148,12 @@ class ReportOut(BaseModel):
     points_net: int = Field(description="points_granted - points_reversed.")
     budget_points: int
     budget_left: int | None
+    packet_points: int = Field(default=0, description="Put into red packets from the budget.")
+    packet_points_returned: int = Field(default=0, description="Of those, what nobody grabbed, back in the budget.")
     spend: list[CurrencyOut] = Field(description="One per currency that any group spent in within the window.")
+    channels: list[ChannelOut] = Field(
+        default_factory=list, description="Messaged members per channel, then the holdout (channel null)."
+    )
 
     @classmethod
     def of(cls, report: ActivityReport) -> "ReportOut":
@@ -142,7 +175,10 @@ class ReportOut(BaseModel):
             points_net=report.points_net,
             budget_points=report.budget_points,
             budget_left=report.budget_left,
+            packet_points=report.packet_points,
+            packet_points_returned=report.packet_points_returned,
             spend=[CurrencyOut.of(s) for s in report.spend],
+            channels=[ChannelOut.of(c) for c in report.channels],
         )
 
 
@@ -159,7 +195,7 @@ def to_csv(report: ReportOut) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    common = report.model_dump(exclude={"spend"})
+    common = report.model_dump(exclude={"spend", "channels"})
     for spend in report.spend or [None]:
         row = {**common, **(spend.model_dump() if spend else {})}
         writer.writerow([_cell(row.get(column)) for column in CSV_COLUMNS])

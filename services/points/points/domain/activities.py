@@ -15,6 +15,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from points.domain.tiers import is_tier_code
+
+MAX_RULE_TIERS = 10
+
 
 class ActivityKind(StrEnum):
     MULTIPLIER = "multiplier"
@@ -70,6 +74,8 @@ class Rules:
     claim_points: int | None = None
     referrer_points: int | None = None
     referee_points: int = 0
+    tiers: tuple[str, ...] | None = None
+    """Only members at one of these tiers when they buy (or claim) earn it; None: every member (domain/tiers.py)."""
 
     def validate(self, kind: ActivityKind) -> None:
         needs: dict[ActivityKind, tuple[str, ...]] = {
@@ -90,12 +96,18 @@ class Rules:
                 raise ActivityRuleError(f"{name} must be positive")
         if self.referee_points < 0:
             raise ActivityRuleError("referee_points cannot be negative")
+        if self.tiers is not None and not 1 <= len(self.tiers) <= MAX_RULE_TIERS:
+            raise ActivityRuleError(f"tiers names 1 to {MAX_RULE_TIERS} tier codes; leave it out for every member")
+        if self.tiers is not None and not all(is_tier_code(code) for code in self.tiers):
+            raise ActivityRuleError("tiers are tier codes such as 'gold': lower-case letters, digits, '-' and '_'")
 
     def to_json(self) -> dict[str, Any]:
         scope = {k: v for k, v in vars(self.scope).items() if v is not None and not (k == "channel" and v == "any")}
         values = {k: v for k, v in vars(self).items() if k != "scope" and v is not None}
         if "multiplier" in values:
             values["multiplier"] = str(values["multiplier"])
+        if "tiers" in values:
+            values["tiers"] = list(values["tiers"])
         return {**values, **({"scope": scope} if scope else {})}
 
     @classmethod
@@ -104,6 +116,8 @@ class Rules:
         values = {k: v for k, v in raw.items() if k != "scope"}
         if values.get("multiplier") is not None:
             values["multiplier"] = Decimal(str(values["multiplier"]))
+        if values.get("tiers") is not None:
+            values["tiers"] = tuple(values["tiers"])
         return cls(scope=scope, **values)
 
 
@@ -142,6 +156,9 @@ class Activity:
     targets_frozen: bool = False
     points_reversed: int = 0
     """What refunds took back of its bonuses, into its budget (points/domain/rewards.py)."""
+    packet_points: int = 0
+    """What its budget put into red packets (points/domain/packets.py), and what they gave back below."""
+    packet_points_returned: int = 0
     versions: list[Version] = field(default_factory=list)
     dropped_versions: list[int] = field(default_factory=list)
     """Scheduled versions a later change replaced before they took effect (nothing was judged by them)."""

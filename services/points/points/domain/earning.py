@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -90,6 +90,12 @@ class Earning:
     holder_account: str | None = None
     """The account its points were credited to (the member's that claimed them, if they waited unclaimed);
     None for purchases recorded before the ledger kept it: its identifier's holder now."""
+    qualifying_day: date | None = None
+    """The programme day its points count on towards its member's tier; None: they never qualify (tiers.py)."""
+    tier_code: str | None = None
+    """The tier its member held when it occurred."""
+    tier_bonus: int = 0
+    tier_bonus_reversed: int = 0
 
     @property
     def lot_id(self) -> uuid.UUID:

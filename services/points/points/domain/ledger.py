@@ -14,6 +14,7 @@ and the changes it made, which an adapter then writes in a few batched statement
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Iterable, Mapping
@@ -36,14 +37,16 @@ class AccountKind(StrEnum):
     PARTNER_REDEEMED = "partner_redeemed"
     ACTIVITY_BUDGET = "activity_budget"
     PROGRAMME = "programme"
+    PACKET = "packet"
+    """A red packet's pool: the lots it was funded with wait here until grabbed or returned (domain/packets.py)."""
 
     @property
     def holds_lots(self) -> bool:
-        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED)
+        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.PACKET)
 
     @property
     def must_not_overdraw(self) -> bool:
-        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.ACTIVITY_BUDGET)
+        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.ACTIVITY_BUDGET, AccountKind.PACKET)
 
     @property
     def balance_decides(self) -> bool:
@@ -79,6 +82,11 @@ def unclaimed_account(identifier: str) -> str:
     return f"unclaimed:{identifier}"
 
 
+def packet_account(packet_id: uuid.UUID) -> str:
+    """A red packet's pool of points."""
+    return f"packet:{packet_id}"
+
+
 def partner_issued_account(partner_id: str) -> str:
     return f"partner:{partner_id}:issued"
 
@@ -109,7 +117,8 @@ def kind_of(account_id: str) -> AccountKind:
         return AccountKind.PARTNER_ISSUED
     if prefix == "partner" and account_id.endswith(":redeemed"):
         return AccountKind.PARTNER_REDEEMED
-    kinds = {"member": AccountKind.MEMBER, "unclaimed": AccountKind.UNCLAIMED, "receivable": AccountKind.RECEIVABLE}
+    kinds = {"member": AccountKind.MEMBER, "unclaimed": AccountKind.UNCLAIMED, "receivable": AccountKind.RECEIVABLE,
+             "packet": AccountKind.PACKET}  # fmt: skip
     if prefix in kinds:
         return kinds[prefix]
     raise ValueError(f"unknown account id {account_id!r}")
@@ -327,6 +336,14 @@ class Book:
             self._lot_debits.append(LotDebit(made.transfer_id, lot.lot_id, taken))
         if wanted:
             raise LedgerError(f"the live lots of {account_id} hold less than its balance")
+
+    def add_memo(self, transfer_id: uuid.UUID, memo: Mapping[str, Any]) -> Transfer:
+        """Add to the memo of a transfer made in this transaction (before it is written): what else caused it."""
+        for index, made in enumerate(self._transfers):
+            if made.transfer_id == transfer_id:
+                self._transfers[index] = dataclasses.replace(made, memo={**made.memo, **memo})
+                return self._transfers[index]
+        raise LedgerError(f"transfer {transfer_id} was not made in this transaction")
 
     def changes(self) -> Changes:
         return Changes(

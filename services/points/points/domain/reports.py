@@ -104,6 +104,24 @@ class CurrencySpend:
 
 
 @dataclass(frozen=True)
+class ChannelResponse:
+    """The members an activity messaged on one channel (channel None: its holdout, never messaged), and how many of
+    them the messaging systems reported delivered, opened and clicked, and responded within the measurement window
+    (a grant of the activity, or a purchase in its scope; the holdout can only buy)."""
+
+    channel: str | None
+    members: int
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+    responders: int = 0
+
+    @property
+    def response_rate(self) -> Decimal:
+        return response_rate(self.responders, self.members)
+
+
+@dataclass(frozen=True)
 class ActivityReport:
     activity_id: uuid.UUID
     name: str
@@ -121,6 +139,11 @@ class ActivityReport:
     spend: list[CurrencySpend]
     points_reversed: int = 0
     """What refunds of the rewarded purchases took back, into the budget."""
+    packet_points: int = 0
+    """What the budget put into red packets; `packet_points_returned` of it came back (nobody grabbed it)."""
+    packet_points_returned: int = 0
+    channels: tuple[ChannelResponse, ...] = ()
+    """The messaged members per channel, then the holdout (channel None), for response rates side by side."""
 
     @property
     def response_rate(self) -> Decimal:

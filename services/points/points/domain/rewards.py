@@ -52,6 +52,8 @@ class Purchase:
     """No earlier purchase of this member at this partner."""
     first_ever: bool
     """No earlier purchase of this member anywhere."""
+    tier: str | None = None
+    """The member's tier when it occurred (points/domain/tiers.py)."""
 
 
 @dataclass
@@ -146,6 +148,8 @@ class Rewards:
     def _for_purchase(self, activity: Activity, version: Version, p: Purchase) -> list[Grant]:
         rules = version.rules
         kind = activity.kind
+        if rules.tiers is not None and p.tier not in rules.tiers:
+            return []  # for members at other tiers only (for a referral: the buying member's tier)
         if kind is ActivityKind.REFERRAL:
             return self._referral(activity, version, p)
         if (activity.activity_id, p.member_id) not in self.targeted:
@@ -196,8 +200,10 @@ class Rewards:
             self.rewarded_referees.append(p.member_id)
         return made
 
-    def claim(self, activity: Activity, member_id: uuid.UUID, claim_id: uuid.UUID, now: datetime) -> Grant:
-        """A member claims a limited give-away; refused with a reason unless every cap allows it in full."""
+    def claim(
+        self, activity: Activity, member_id: uuid.UUID, claim_id: uuid.UUID, now: datetime, tier: str | None = None
+    ) -> Grant:
+        """A member (at `tier` now) claims a limited give-away; refused with a reason unless every cap allows it."""
         if activity.kind is not ActivityKind.LIMITED_CLAIM:
             raise ClaimRefusedError("only limited-claim activities can be claimed")
         version = activity.live_version_at(now)
@@ -205,6 +211,9 @@ class Rewards:
             raise ClaimRefusedError(f"the activity is {activity.status(now)}, not open for claims")
         if (activity.activity_id, member_id) not in self.targeted:
             raise ClaimRefusedError("this activity is not offered to you")
+        tiers = version.rules.tiers
+        if tiers is not None and tier not in tiers:
+            raise ClaimRefusedError(f"this activity is for members at tier {' or '.join(tiers)} only")
         if self._standing(activity, member_id).grants > 0:
             raise ClaimRefusedError("you have already claimed this activity")
         points = version.rules.claim_points

@@ -19,7 +19,9 @@ Conditions:
 - `card_usage`: the member made `min_transactions` or more card purchases within the window;
 - `last_activity`: the member bought something within the last `within_days`;
 - `inactive`: the member bought nothing within the last `for_days` (members who never bought included);
-- `members`: the member is one of `member_ids` (at most 10,000 over the whole segment).
+- `members`: the member is one of `member_ids` (at most 10,000 over the whole segment);
+- `tier`: the member's tier as of `as_of` is one of `codes` (points/domain/tiers.py); a member whose tier never
+  changed holds the base tier of the tier set in force then.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from contracts.ids import Category, MerchantCategoryCode, PartnerId
+from contracts.ids import Category, MerchantCategoryCode, PartnerId, TierCode
 from contracts.money import Currency
 
 MAX_WINDOW_DAYS = 730
@@ -104,8 +106,15 @@ class MemberList(_Condition):
     member_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_MEMBER_IDS)]
 
 
+class TierIs(_Condition):
+    """The member's tier is one of `codes`, e.g. a segment of the programme's best members."""
+
+    kind: Literal["tier"] = "tier"
+    codes: Annotated[list[TierCode], Field(min_length=1, max_length=10, description="Tier codes, e.g. 'gold'.")]
+
+
 Condition = Annotated[
-    Spend | PartnersUsed | CardUsage | LastActivity | Inactive | MemberList, Field(discriminator="kind")
+    Spend | PartnersUsed | CardUsage | LastActivity | Inactive | MemberList | TierIs, Field(discriminator="kind")
 ]
 
 
@@ -171,7 +180,7 @@ class InvalidSegmentRulesError(ValueError):
         super().__init__(
             "segment rules are invalid: " + "; ".join(problems) + ". Rules look like "
             '{"all": [{"kind": "spend", "window_days": 90, "min_minor": 50000, "currency": "CNY"}]}; '
-            "kinds: spend, partners_used, card_usage, last_activity, inactive, members"
+            "kinds: spend, partners_used, card_usage, last_activity, inactive, members, tier"
         )
         self.problems = problems
 

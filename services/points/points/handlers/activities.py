@@ -7,7 +7,7 @@ identifiers, then activities (by id), then accounts (by id).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +22,7 @@ from points.domain.rewards import Grant, Purchase, Rewards, SpendCounted
 from points.domain.segments import segment_rules_from_json
 from points.handlers.ledger_events import LedgerEventWriter, post_changes
 from points.handlers.members import MemberNotFoundError
+from points.handlers.tiers import require_known_tiers, tier_now
 
 
 class ActivityNotFoundError(LookupError):
@@ -57,6 +58,7 @@ async def create_activity(
         quantity_cap=quantity_cap, per_member_cap=per_member_cap, segment_id=segment_id, holdout_share=holdout_share,
     )  # fmt: skip
     async with store.transaction() as tx:
+        await require_known_tiers(tx, rules.tiers)
         await ActivitiesSql(tx.conn).insert(activity)
         await _fund(tx, events, activity, budget_points, now)
     return activity
@@ -119,6 +121,7 @@ async def change_lifecycle(
         elif action == "revise":
             if rules is None:
                 raise ActivityRuleError("a revision needs rules")
+            await require_known_tiers(tx, rules.tiers)
             activity.revise(rules, now, by)
         else:
             raise ActivityRuleError(f"unknown action {action!r}")
@@ -156,10 +159,12 @@ async def claim(
     member_id: uuid.UUID,
     claim_id: uuid.UUID,
     lot_validity: timedelta,
+    attribution: Mapping[str, str] | None = None,
 ) -> tuple[int, bool]:
     """Grant a limited give-away, exactly within its caps. Returns (points, newly granted); the same
     member sending the same claim id again (at once or later) is answered the first grant. A claim id
-    is the member's own: another member's same id is that member's own claim."""
+    is the member's own: another member's same id is that member's own claim. `attribution` (channel,
+    branch, staff, campaign, share code) is kept in the memo of the grant's transfer."""
     now = datetime.now(UTC)
     async with store.transaction() as tx:
         sql = ActivitiesSql(tx.conn)
@@ -178,7 +183,11 @@ async def claim(
             {},
             lot_validity,
         )
-        grant = rewards.claim(activity, member_id, claim_id, now)
+        live = activity.live_version_at(now)
+        tier = await tier_now(tx.conn, member_id) if live is not None and live.rules.tiers is not None else None
+        grant = rewards.claim(activity, member_id, claim_id, now, tier)
+        if attribution:
+            book.add_memo(grant.transfer_id, {"attribution": dict(attribution)})
         await post_changes(tx, book, events)
         await _save(sql, rewards, now)
     return grant.points, True
@@ -235,6 +244,8 @@ class EarnRewards:
     """Purchases (event ids) from before this batch that its refunds touch."""
     granted: list[Grant] = field(default_factory=list)
     counted: list[SpendCounted] = field(default_factory=list)
+    tier_of: Callable[[uuid.UUID, datetime], str | None] = lambda _member, _at: None
+    """A member's tier at a moment (the batch's EarnTiers.tier_of), for activities for some tiers only."""
 
     async def prepare(
         self, earns: Sequence[Earn], links: dict[str, uuid.UUID | None], refunded: Sequence[Earning]
@@ -288,7 +299,7 @@ class EarnRewards:
         purchase = Purchase(
             fact.event_id, member, fact.occurred_at, fact.channel, fact.partner_id, fact.category, fact.mcc,
             fact.amount_minor, fact.currency, fact.points, first_at_partner=not seen.get(partner),
-            first_ever=not any(seen.values()),
+            first_ever=not any(seen.values()), tier=self.tier_of(member, fact.occurred_at),
         )  # fmt: skip
         seen[partner] = seen.get(partner, 0) + 1
         self.rewards.on_purchase(purchase)

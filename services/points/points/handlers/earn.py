@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -17,10 +18,11 @@ from loyalty_runtime.outbox import OutboxMessage
 from points.adapters.activities_store import ActivitiesSql
 from points.adapters.store import PointsStore, Transaction
 from points.domain.card_rates import CardRates, points_for
-from points.domain.earning import Earn, Earning, EarnPlan, Reverse, holder_of_earning
+from points.domain.earning import Earn, Earning, EarnListener, EarnPlan, Reverse, holder_of_earning
 from points.domain.ledger import (
     BREAKAGE,
     CARD_ISSUED,
+    PROGRAMME,
     AccountKind,
     Book,
     kind_of,
@@ -30,8 +32,10 @@ from points.domain.ledger import (
     receivable_account,
     unclaimed_account,
 )
+from points.domain.tiers import TierSets
 from points.handlers.activities import EarnRewards
 from points.handlers.ledger_events import LedgerEventWriter, post_changes
+from points.handlers.tiers import DEFAULT_ZONE, earn_tiers, needs_programme, save_earn_tiers, tier_sets_for
 
 Fact = Earn | Reverse
 
@@ -59,7 +63,8 @@ def to_fact(event: Event, rates: CardRates) -> Fact:
             partner_issued_account(p.partner_id), p.amount.amount_minor, p.amount.currency, p.points,
             event.occurred_at, "partner_purchase",
             {"partner_id": p.partner_id, "purchase_id": p.purchase_id, "amount_minor": p.amount.amount_minor,
-             "currency": p.amount.currency, "category": p.category},
+             "currency": p.amount.currency, "category": p.category,
+             **({"attribution": p.attribution.model_dump(exclude_none=True)} if p.attribution else {})},
             "partner", p.partner_id, p.category, None,
         )  # fmt: skip
     if isinstance(event, PartnerRefundRecorded):
@@ -79,7 +84,8 @@ def to_fact(event: Event, rates: CardRates) -> Fact:
             event.occurred_at, "card_purchase",
             {"transaction_id": c.transaction_id, "merchant_name": c.merchant_name,
              "merchant_category_code": c.merchant_category_code, "amount_minor": c.amount.amount_minor,
-             "currency": c.amount.currency, "rate": str(rate)},
+             "currency": c.amount.currency, "rate": str(rate),
+             **({"attribution": c.attribution.model_dump(exclude_none=True)} if c.attribution else {})},
             "card", None, None, c.merchant_category_code,
         )  # fmt: skip
     if isinstance(event, CardReversalPosted):
@@ -112,11 +118,13 @@ async def apply_earn_batch(
     correlations: dict[uuid.UUID, uuid.UUID],
     events: LedgerEventWriter,
     lot_validity: timedelta,
+    zone: ZoneInfo = DEFAULT_ZONE,
 ) -> BatchOutcome:
     """Apply each fact once, in order: the inbox claim, transfers, lots and ledger events share one transaction.
 
     Lock order (the same in every handler, so that concurrent work never deadlocks): the batch's
-    purchases (source keys), identifiers, activities, then accounts, each in sorted order.
+    purchases (source keys), the tier set (shared), identifiers, activities, then accounts, each in sorted
+    order. `zone` is the programme's (settings.programme_zone): the days its members' qualifying points count on.
     """
     outcome = BatchOutcome()
     async with store.transaction() as tx:
@@ -128,11 +136,18 @@ async def apply_earn_batch(
             return outcome
         # A purchase and its refund on two processes at once: the later one waits, then sees the earlier.
         await tx.lock_purchases(f.source_key for f in facts)
-        batch = await _load(tx, facts, lot_validity)
-        plan = EarnPlan(batch.book, batch.holders, batch.earnings, batch.parked, lot_validity, batch.rewards)
+        tier_sets = await tier_sets_for(tx, [f for f in facts if isinstance(f, Earn)])
+        batch = await _load(tx, facts, lot_validity, tier_sets)
+        tiers = await earn_tiers(
+            tx, tier_sets, batch.book, batch.earnings, batch.earns, batch.holders, zone, lot_validity
+        )
+        batch.rewards.tier_of = tiers.tier_of
+        listeners = _Listeners((tiers, batch.rewards))
+        plan = EarnPlan(batch.book, batch.holders, batch.earnings, batch.parked, lot_validity, listeners)
         await batch.rewards.start(batch.book)
         for fact in facts:
             outcome.add(plan.earn(fact) if isinstance(fact, Earn) else plan.reverse(fact))
+        tiers.finish()
         await tx.save_earnings(
             plan.new_earnings, {f.source_key: f for f in batch.earns}, list(plan.changed_earnings.values())
         )
@@ -141,7 +156,23 @@ async def apply_earn_batch(
         rejected = [dead_letter(events.dead_letter_topic(topic), fact, reason) for fact, reason in plan.rejected]
         await post_changes(tx, batch.book, events, correlations=correlations, extra=rejected)
         await batch.rewards.save(datetime.now(UTC))
+        await save_earn_tiers(tx, tiers, events.tiers_topic)
     return outcome
+
+
+@dataclass(frozen=True)
+class _Listeners:
+    """The batch's listeners, told in order: tiers first (an activity may ask a purchase's tier), then rewards."""
+
+    each: tuple[EarnListener, ...]
+
+    def earned(self, fact: Earn, holder: str) -> None:
+        for listener in self.each:
+            listener.earned(fact, holder)
+
+    def reversed(self, fact: Reverse, earning: Earning, refunded_before: int) -> None:
+        for listener in self.each:
+            listener.reversed(fact, earning, refunded_before)
 
 
 @dataclass
@@ -154,7 +185,7 @@ class _Batch:
     book: Book
 
 
-async def _load(tx: Transaction, facts: Sequence[Fact], lot_validity: timedelta) -> _Batch:
+async def _load(tx: Transaction, facts: Sequence[Fact], lot_validity: timedelta, tier_sets: TierSets) -> _Batch:
     """Read and lock what the batch touches: earnings, parked refunds, identifiers, activities, accounts, lots."""
     earns = [f for f in facts if isinstance(f, Earn)]
     earnings = await tx.earnings(f.source_key for f in facts)
@@ -176,8 +207,9 @@ async def _load(tx: Transaction, facts: Sequence[Fact], lot_validity: timedelta)
     await tx.ensure_accounts(set(holders.values()) | issuers | debtors | debited)
     receivables = {receivable_account(m) for m in links.values() if m is not None} | debtors
     breakage = {BREAKAGE} if any(kind_of(h) is AccountKind.UNCLAIMED for h in debited) else set()
+    programme = {PROGRAMME} if needs_programme(tier_sets, earnings.values()) else set()  # tier bonuses
     accounts = await tx.lock_accounts(
-        set(holders.values()) | debited | issuers | receivables | breakage | rewarded.locked
+        set(holders.values()) | debited | issuers | receivables | breakage | rewarded.locked | programme
     )
     owing = {
         member_account(member_of(a.account_id)) for a in accounts if a.kind is AccountKind.RECEIVABLE and a.posted < 0

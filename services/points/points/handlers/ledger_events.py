@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from contracts.topics import LEDGER_EVENTS, LEDGER_TRANSFERS
+from contracts.topics import LEDGER_EVENTS, LEDGER_TRANSFERS, MEMBER_TIERS
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from points.adapters.store import Transaction
@@ -21,6 +21,8 @@ class LedgerEventWriter:
     def __init__(self, topic_prefix: str) -> None:
         self.topic = LEDGER_EVENTS.qualified(topic_prefix)
         self.transfers_topic = LEDGER_TRANSFERS.qualified(topic_prefix)
+        self.tiers_topic = MEMBER_TIERS.qualified(topic_prefix)
+        """TierChanged of members' tiers (points/handlers/tiers.py), which the earn batch may decide too."""
 
     @staticmethod
     def dead_letter_topic(topic: str) -> str:

@@ -20,6 +20,7 @@ from points.domain.ledger import Book
 from points.domain.rewards import ClaimRefusedError, Rewards
 from points.handlers.earn import card_identifier
 from points.handlers.members import MemberNotFoundError
+from points.handlers.tiers import tier_now
 
 EXPIRING_WINDOW = timedelta(days=30)
 _START = (datetime(1970, 1, 1, tzinfo=UTC), uuid.UUID(int=0))
@@ -180,18 +181,19 @@ async def member_activities(
     view = await reads.claim_view(store.pool, member_id, now)
     if view is None:
         raise MemberNotFoundError(member_id)
-    return claimable(view, member_id, now, lot_validity) + claimed_activities(view, now)
+    tier = await tier_now(store.pool, member_id)
+    return claimable(view, member_id, now, lot_validity, tier) + claimed_activities(view, now)
 
 
 def claimable(
-    view: reads.ClaimView, member_id: uuid.UUID, now: datetime, lot_validity: timedelta
+    view: reads.ClaimView, member_id: uuid.UUID, now: datetime, lot_validity: timedelta, tier: str | None = None
 ) -> list[dict[str, Any]]:
     """The open give-aways a claim by the member would be granted now, soonest end first."""
     offered = []
     for activity_id in view.open:
         activity = view.activities[activity_id]
         version = activity.live_version_at(now)
-        if version is not None and _claim_would_be_granted(view, activity, member_id, now, lot_validity):
+        if version is not None and _claim_would_be_granted(view, activity, member_id, now, lot_validity, tier):
             offered.append({
                 "activity_id": activity_id, "name": activity.name, "points": version.rules.claim_points,
                 "ends_at": version.window_end, "claimed": False,
@@ -213,8 +215,9 @@ def claimed_activities(view: reads.ClaimView, now: datetime) -> list[dict[str, A
 
 
 def _claim_would_be_granted(
-    view: reads.ClaimView, activity: Activity, member_id: uuid.UUID, now: datetime, lot_validity: timedelta
-) -> bool:
+    view: reads.ClaimView, activity: Activity, member_id: uuid.UUID, now: datetime, lot_validity: timedelta,
+    tier: str | None,
+) -> bool:  # fmt: skip
     """Ask the domain's own claim rule (state, targets and holdout, one claim each, quantity, budget and
     per-member caps) on copies of what it reads; nothing is written."""
     book = Book([dataclasses.replace(a) for a in view.accounts])
@@ -222,7 +225,7 @@ def _claim_would_be_granted(
     standings = {k: dataclasses.replace(s) for k, s in view.standings.items() if k[0] == activity.activity_id}
     rewards = Rewards(book, {trial.activity_id: trial}, view.targeted, standings, {}, lot_validity)
     try:
-        rewards.claim(trial, member_id, _TRIAL_CLAIM, now)
+        rewards.claim(trial, member_id, _TRIAL_CLAIM, now, tier)
     except ClaimRefusedError:
         return False
     return True

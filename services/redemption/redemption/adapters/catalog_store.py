@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -11,16 +12,20 @@ import asyncpg
 
 from loyalty_runtime import inbox
 from redemption.domain.catalog import CatalogEntry, CatalogFilter, Position, PublishedOffer, WithdrawnOffer
+from redemption.domain.prices import Reader
 
 # A newer revision replaces every field the partner controls; the order counters stay as they are.
 PUBLISH_OFFERS = """
 INSERT INTO catalog (partner_id, offer_id, revision, kind, title, description, category, price_points, stock,
-                     valid_from, valid_until, fulfilment_url, published_at)
-SELECT o.*
+                     valid_from, valid_until, fulfilment_url, published_at, tier_prices, tiers_only)
+SELECT o.partner_id, o.offer_id, o.revision, o.kind, o.title, o.description, o.category, o.price_points, o.stock,
+       o.valid_from, o.valid_until, o.fulfilment_url, o.published_at, o.tier_prices,
+       ARRAY(SELECT jsonb_array_elements_text(o.tiers_only))
   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
-              $9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::timestamptz[])
+              $9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::timestamptz[], $14::jsonb[],
+              $15::jsonb[])
        AS o(partner_id, offer_id, revision, kind, title, description, category, price_points, stock,
-            valid_from, valid_until, fulfilment_url, published_at)
+            valid_from, valid_until, fulfilment_url, published_at, tier_prices, tiers_only)
  WHERE NOT EXISTS (SELECT 1 FROM catalog_tombstones t
                     WHERE t.partner_id = o.partner_id AND t.offer_id = o.offer_id AND t.revision >= o.revision)
 ON CONFLICT (partner_id, offer_id) DO UPDATE
@@ -28,7 +33,7 @@ ON CONFLICT (partner_id, offer_id) DO UPDATE
        description = EXCLUDED.description, category = EXCLUDED.category, price_points = EXCLUDED.price_points,
        stock = EXCLUDED.stock, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until,
        fulfilment_url = EXCLUDED.fulfilment_url, published_at = EXCLUDED.published_at, withdrawn = false,
-       updated_at = now()
+       tier_prices = EXCLUDED.tier_prices, tiers_only = EXCLUDED.tiers_only, updated_at = now()
  WHERE catalog.revision < EXCLUDED.revision
 """
 
@@ -48,25 +53,31 @@ ON CONFLICT (partner_id, offer_id) DO UPDATE SET revision = EXCLUDED.revision
  WHERE catalog_tombstones.revision < EXCLUDED.revision
 """
 
+# $1 is the reader's tier (NULL: none, or ops): what one unit costs it is its tier's price, else price_points.
 _ENTRY = """partner_id, offer_id, revision, kind, title, description, category, price_points, stock,
        GREATEST(stock - units_reserved - units_sold, 0) AS available, valid_from, valid_until, withdrawn,
-       fulfilment_url"""
+       fulfilment_url, tier_prices, tiers_only,
+       COALESCE((tier_prices ->> $1::text)::bigint, price_points) AS unit_points"""
 
 # Optional filters are `$n IS NULL OR ...`: each execution is planned with its values, so an index still serves.
+# $10: the reader sees every offer (ops); else only offers open to everyone or to its tier.
 ON_SALE_PAGE = f"""
-SELECT {_ENTRY}
-  FROM catalog
- WHERE NOT withdrawn AND valid_from <= $1 AND valid_until > $1
-   AND ($2::text IS NULL OR partner_id = $2)
-   AND ($3::text IS NULL OR category = $3)
-   AND ($4::text IS NULL OR kind = $4)
-   AND (NOT $5::boolean OR stock - units_reserved - units_sold > 0)
-   AND (price_points, partner_id, offer_id) > ($6::bigint, $7::text, $8::text)
- ORDER BY price_points, partner_id, offer_id
- LIMIT $9
+SELECT * FROM (
+    SELECT {_ENTRY}
+      FROM catalog
+     WHERE NOT withdrawn AND valid_from <= $2 AND valid_until > $2
+       AND ($3::text IS NULL OR partner_id = $3)
+       AND ($4::text IS NULL OR category = $4)
+       AND ($5::text IS NULL OR kind = $5)
+       AND (NOT $6::boolean OR stock - units_reserved - units_sold > 0)
+       AND ($10::boolean OR cardinality(tiers_only) = 0 OR $1::text = ANY(tiers_only))
+) priced
+ WHERE (unit_points, partner_id, offer_id) > ($7::bigint, $8::text, $9::text)
+ ORDER BY unit_points, partner_id, offer_id
+ LIMIT $11
 """
 
-FIND_OFFER = f"SELECT {_ENTRY} FROM catalog WHERE partner_id = $1 AND offer_id = $2"
+FIND_OFFER = f"SELECT {_ENTRY} FROM catalog WHERE partner_id = $2 AND offer_id = $3"
 
 
 class CatalogTransaction:
@@ -86,7 +97,8 @@ class CatalogTransaction:
             [o.kind for o in offers], [o.title for o in offers], [o.description for o in offers],
             [o.category for o in offers], [o.price_points for o in offers], [o.stock for o in offers],
             [o.valid_from for o in offers], [o.valid_until for o in offers], [o.fulfilment_url for o in offers],
-            [o.published_at for o in offers],
+            [o.published_at for o in offers], [json.dumps(dict(o.tier_prices)) for o in offers],
+            [json.dumps(list(o.tiers_only)) for o in offers],
         ]  # fmt: skip
         return _count(await self.conn.execute(PUBLISH_OFFERS, *columns))
 
@@ -110,17 +122,34 @@ class CatalogStore:
         async with self._pool.acquire() as conn, conn.transaction():
             yield CatalogTransaction(conn)
 
-    async def on_sale(self, where: CatalogFilter, after: Position, limit: int, now: datetime) -> list[CatalogEntry]:
+    async def on_sale(
+        self, reader: Reader, where: CatalogFilter, after: Position, limit: int, now: datetime
+    ) -> list[CatalogEntry]:
         rows = await self._pool.fetch(
             ON_SALE_PAGE,
-            now, where.partner_id, where.category, where.kind, where.in_stock,
-            after.price_points, after.partner_id, after.offer_id, limit,
+            reader.tier, now, where.partner_id, where.category, where.kind, where.in_stock,
+            after.price_points, after.partner_id, after.offer_id, reader.everything, limit,
         )  # fmt: skip
-        return [CatalogEntry(**dict(row)) for row in rows]
+        return [entry_of(row) for row in rows]
 
-    async def find(self, partner_id: str, offer_id: str) -> CatalogEntry | None:
-        row = await self._pool.fetchrow(FIND_OFFER, partner_id, offer_id)
-        return CatalogEntry(**dict(row)) if row is not None else None
+    async def find(self, reader: Reader, partner_id: str, offer_id: str) -> CatalogEntry | None:
+        row = await self._pool.fetchrow(FIND_OFFER, reader.tier, partner_id, offer_id)
+        return entry_of(row) if row is not None else None
+
+    async def member_tier(self, member_id: uuid.UUID) -> str | None:
+        """The member's tier as the points service announced it last; None if it never did."""
+        tier: str | None = await self._pool.fetchval(MEMBER_TIER, member_id)
+        return tier
+
+
+MEMBER_TIER = "SELECT tier FROM member_tiers WHERE member_id = $1"
+
+
+def entry_of(row: asyncpg.Record) -> CatalogEntry:
+    fields = dict(row)
+    fields["tier_prices"] = json.loads(fields["tier_prices"])
+    fields["tiers_only"] = tuple(fields["tiers_only"])
+    return CatalogEntry(**fields)
 
 
 def _count(status: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -21,14 +22,15 @@ _COLUMNS = """order_id, member_id, partner_id, offer_id, kind, quantity, unit_po
 
 OFFER_FOR_ORDER = """
 SELECT kind, price_points, withdrawn, valid_from, valid_until, fulfilment_url,
-       greatest(stock - units_reserved - units_sold, 0) AS available
+       greatest(stock - units_reserved - units_sold, 0) AS available, tier_prices, tiers_only,
+       (SELECT tier FROM member_tiers WHERE member_id = $3) AS member_tier
 FROM catalog WHERE partner_id = $1 AND offer_id = $2
 """
 
 INSERT_ORDER = """
 INSERT INTO orders (order_id, member_id, idempotency_key, partner_id, offer_id, kind, quantity, unit_points, state,
-                    hold_id, hold_expires_at, fulfilment_deadline)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    hold_id, hold_expires_at, fulfilment_deadline, tier, base_unit_points)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (member_id, idempotency_key) DO NOTHING
 RETURNING order_id
 """
@@ -123,15 +125,20 @@ class OrdersTransaction:
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         return await inbox.claim(self.conn, topic, event_ids)
 
-    async def offer(self, partner_id: str, offer_id: str) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self.conn.fetchrow(OFFER_FOR_ORDER, partner_id, offer_id)
-        return row
+    async def offer(self, partner_id: str, offer_id: str, member_id: uuid.UUID) -> dict[str, Any] | None:
+        """The offer as an order needs it, with the member's tier (`member_tier`, None if never announced)."""
+        row = await self.conn.fetchrow(OFFER_FOR_ORDER, partner_id, offer_id, member_id)
+        if row is None:
+            return None
+        return {**dict(row), "tier_prices": json.loads(row["tier_prices"]), "tiers_only": tuple(row["tiers_only"])}
 
-    async def insert(self, order: Order, idempotency_key: str) -> bool:
+    async def insert(
+        self, order: Order, idempotency_key: str, tier: str | None = None, base_unit_points: int | None = None
+    ) -> bool:
         made = await self.conn.fetchval(
             INSERT_ORDER, order.order_id, order.member_id, idempotency_key, order.partner_id, order.offer_id,
             order.kind, order.quantity, order.unit_points, order.state.value, order.hold_id, order.hold_expires_at,
-            order.fulfilment_deadline,
+            order.fulfilment_deadline, tier, base_unit_points,
         )  # fmt: skip
         return made is not None
 

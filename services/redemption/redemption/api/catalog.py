@@ -1,5 +1,6 @@
 """Members browse the reward offers of every partner; any valid member or ops token may read."""
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
@@ -9,9 +10,10 @@ from pydantic import BaseModel, Field
 
 from contracts.events.offers import OfferKind
 from contracts.ids import Category, ExternalRef, PartnerId
-from loyalty_runtime.auth import Principal
+from loyalty_runtime.auth import Principal, Role
 from redemption.adapters.catalog_store import CatalogStore
 from redemption.domain.catalog import CatalogFilter, Status
+from redemption.domain.prices import EVERYTHING, Reader
 from redemption.handlers import catalog as handlers
 from redemption.handlers.catalog import Listed
 
@@ -26,7 +28,10 @@ class CatalogOffer(BaseModel):
     title: str
     description: str
     category: str
-    price_points: int = Field(description="What one unit costs, in points.")
+    price_points: int = Field(description="What one unit costs you, in points: your tier's price if it has one.")
+    base_price_points: int = Field(description="What one unit costs a member without a tier price.")
+    tier_prices: dict[str, int] = Field(description="Prices for members at these tiers.")
+    tiers_only: list[str] = Field(description="Only members at one of these tiers see it; empty: every member.")
     stock: int = Field(description="Units the partner offers in total.")
     available: int = Field(description="Units left to redeem: stock minus units reserved and sold, at least 0.")
     valid_from: datetime
@@ -44,7 +49,10 @@ class CatalogOffer(BaseModel):
             title=e.title,
             description=e.description,
             category=e.category,
-            price_points=e.price_points,
+            price_points=e.unit_points,
+            base_price_points=e.price_points,
+            tier_prices=dict(e.tier_prices),
+            tiers_only=list(e.tiers_only),
             stock=e.stock,
             available=e.available,
             valid_from=e.valid_from,
@@ -54,11 +62,19 @@ class CatalogOffer(BaseModel):
 
 
 class CatalogPage(BaseModel):
+    tier: str | None = Field(description="The tier whose prices you see; null for none (or for ops and staff).")
     items: list[CatalogOffer]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
 
 
 UNAUTHORISED = {401: {"description": "No valid bearer token."}}
+
+
+async def reader_of(catalog: CatalogStore, caller: Principal) -> Reader:
+    """A member reads at its tier; ops and partner staff read every offer at its price for everyone."""
+    if caller.role is Role.MEMBER:
+        return Reader(tier=await catalog.member_tier(uuid.UUID(caller.subject)))
+    return EVERYTHING
 
 
 def router(
@@ -72,7 +88,7 @@ def router(
 
     @api.get("", responses={**UNAUTHORISED, 400: {"description": "A cursor this API did not return."}})
     async def browse(
-        _caller: Caller,
+        caller: Caller,
         catalog: Store,
         partner_id: Annotated[PartnerId | None, Query(description="Only this partner's offers.")] = None,
         category: Annotated[Category | None, Query()] = None,
@@ -81,19 +97,26 @@ def router(
         cursor: Annotated[str | None, Query(max_length=400)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     ) -> CatalogPage:
-        """Offers on sale now (valid and not withdrawn), cheapest first; sold-out ones show `available` 0."""
+        """Offers on sale now (valid, not withdrawn, open to your tier), cheapest for you first.
+
+        A member sees its own prices (its tier's, where the offer has one); ops and partner staff see every offer
+        at its price for everyone. Sold-out offers show `available` 0.
+        """
         where = CatalogFilter(partner_id=partner_id, category=category, kind=kind, in_stock=in_stock)
-        page = await handlers.browse(catalog, where, cursor, limit, clock())
-        return CatalogPage(items=[CatalogOffer.of(i) for i in page.items], next_cursor=page.next_cursor)
+        reader = await reader_of(catalog, caller)
+        page = await handlers.browse(catalog, reader, where, cursor, limit, clock())
+        items = [CatalogOffer.of(i) for i in page.items]
+        return CatalogPage(tier=reader.tier, items=items, next_cursor=page.next_cursor)
 
     @api.get("/{partner_id}/{offer_id:path}", responses={**UNAUTHORISED, 404: {"description": "No such offer."}})
     async def get_offer(
         partner_id: Annotated[PartnerId, Path()],
         offer_id: Annotated[ExternalRef, Path()],
-        _caller: Caller,
+        caller: Caller,
         catalog: Store,
     ) -> CatalogOffer:
-        """One offer, also when it is upcoming, ended or withdrawn (see `status`)."""
-        return CatalogOffer.of(await handlers.offer(catalog, partner_id, offer_id, clock()))
+        """One offer, also when it is upcoming, ended or withdrawn (see `status`), at your price."""
+        reader = await reader_of(catalog, caller)
+        return CatalogOffer.of(await handlers.offer(catalog, reader, partner_id, offer_id, clock()))
 
     return api

@@ -26,6 +26,13 @@ class OrderIn(BaseModel):
     offer_id: ExternalRef
     quantity: int = Field(default=1, ge=1, le=100)
     idempotency_key: str = Field(min_length=1, max_length=128, description="Same key, same order: retry safely.")
+    expected_unit_points: int | None = Field(
+        default=None,
+        gt=0,
+        le=10**9,
+        description="The unit price you were shown (the catalog's price_points): if it moved since, the order is "
+        "refused with 409 and the price now, instead of being charged another price.",
+    )
 
 
 class OrderOut(BaseModel):
@@ -99,7 +106,7 @@ def router(store: Callable[[], OrdersStore], saga: Saga, authenticate: Callable[
             raise HTTPException(status.HTTP_403_FORBIDDEN, "orders are placed by members with their own token")
         order, created = await place_order(
             orders, saga, uuid.UUID(caller.subject), body.partner_id, body.offer_id, body.quantity,
-            body.idempotency_key,
+            body.idempotency_key, body.expected_unit_points,
         )  # fmt: skip
         if not created:
             response.status_code = status.HTTP_200_OK

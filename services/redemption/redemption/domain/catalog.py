@@ -6,8 +6,8 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -37,6 +37,10 @@ class PublishedOffer:
     valid_until: datetime
     fulfilment_url: str | None
     published_at: datetime
+    tier_prices: Mapping[str, int] = field(default_factory=dict)
+    """What a member at each of these tiers pays for a unit instead of price_points."""
+    tiers_only: tuple[str, ...] = ()
+    """Only members at one of these tiers see and order it; empty: everyone (domain/prices.py)."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def status_of(withdrawn: bool, valid_from: datetime, valid_until: datetime, now:
 
 @dataclass(frozen=True, order=True)
 class Position:
-    """Where a page of the catalog ends, in its order: price, then partner, then offer."""
+    """Where a page of the catalog ends, in its order: the reader's price, then partner, then offer."""
 
     price_points: int
     partner_id: str
@@ -175,7 +179,11 @@ class CatalogEntry:
     withdrawn: bool
     fulfilment_url: str | None
     """Where orders are fulfilled; for the programme, never shown to members."""
+    tier_prices: Mapping[str, int] = field(default_factory=dict)
+    tiers_only: tuple[str, ...] = ()
+    unit_points: int = 0
+    """What one unit costs the reader (domain/prices.py); the catalog is ordered by it."""
 
     @property
     def position(self) -> Position:
-        return Position(self.price_points, self.partner_id, self.offer_id)
+        return Position(self.unit_points, self.partner_id, self.offer_id)

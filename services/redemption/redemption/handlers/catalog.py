@@ -27,6 +27,7 @@ from redemption.domain.catalog import (
     status_of,
 )
 from redemption.domain.fulfilment_urls import UrlPolicy
+from redemption.domain.prices import Reader, open_to
 
 
 def to_change(event: Event, urls: UrlPolicy) -> OfferChange:
@@ -51,6 +52,8 @@ def to_change(event: Event, urls: UrlPolicy) -> OfferChange:
                 valid_until=p.valid_until,
                 fulfilment_url=str(p.fulfilment_url) if p.fulfilment_url is not None else None,
                 published_at=event.occurred_at,
+                tier_prices={price.tier: price.price_points for price in p.tier_prices},
+                tiers_only=tuple(p.tiers_only),
             )
         )
     if isinstance(event, OfferWithdrawn):
@@ -99,18 +102,20 @@ class Page:
     next_cursor: str | None
 
 
-async def browse(store: CatalogStore, where: CatalogFilter, cursor: str | None, limit: int, now: datetime) -> Page:
-    """Offers on sale now, cheapest first; each page continues where the cursor says."""
+async def browse(
+    store: CatalogStore, reader: Reader, where: CatalogFilter, cursor: str | None, limit: int, now: datetime
+) -> Page:
+    """Offers on sale now and open to the reader, cheapest for the reader first; a page continues at the cursor."""
     after = Position.decode(cursor) if cursor else START
-    found = await store.on_sale(where, after, limit + 1, now)
+    found = await store.on_sale(reader, where, after, limit + 1, now)
     items = [Listed(entry, "on_sale") for entry in found[:limit]]
     next_cursor = items[-1].entry.position.encode() if len(found) > limit and items else None
     return Page(items, next_cursor)
 
 
-async def offer(store: CatalogStore, partner_id: str, offer_id: str, now: datetime) -> Listed:
-    """Any offer the catalog knows, with whether it is on sale, upcoming, ended or withdrawn."""
-    entry = await store.find(partner_id, offer_id)
-    if entry is None:
+async def offer(store: CatalogStore, reader: Reader, partner_id: str, offer_id: str, now: datetime) -> Listed:
+    """Any offer the catalog knows and the reader may see, with whether it is on sale, upcoming, ended or withdrawn."""
+    entry = await store.find(reader, partner_id, offer_id)
+    if entry is None or not open_to(entry.tiers_only, reader):
         raise OfferNotFoundError(partner_id, offer_id)
     return Listed(entry, status_of(entry.withdrawn, entry.valid_from, entry.valid_until, now))

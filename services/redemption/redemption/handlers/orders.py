@@ -8,6 +8,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from contracts.envelope import Event
 from contracts.events.holds import (
@@ -39,6 +40,7 @@ from loyalty_runtime.telemetry import inject_context
 from redemption.adapters.fulfilment import Fulfilment, PartnerFulfilment
 from redemption.adapters.fulfilment_keys_store import FulfilmentKeysStore
 from redemption.adapters.orders_store import OrdersStore, OrdersTransaction
+from redemption.domain import prices
 from redemption.domain.catalog import OfferNotFoundError
 from redemption.domain.orders import Ask, Order, OrderRefusedError, OrderState, retry_delay
 from redemption.handlers.fulfilment_keys import signing_keys
@@ -130,33 +132,48 @@ async def place_order(
     offer_id: str,
     quantity: int,
     idempotency_key: str,
+    expected_unit_points: int | None = None,
 ) -> tuple[Order, bool]:
-    """Create the order and ask the ledger for a hold, in one transaction. The same key returns the same order."""
+    """Create the order and ask the ledger for a hold, in one transaction. The same key returns the same order.
+
+    The order is charged the member's own price (domain/prices.py); `expected_unit_points`, the price the member
+    was shown, refuses the order instead of charging another one.
+    """
     now = datetime.now(UTC)
     async with store.transaction() as tx:
         existing = await tx.by_key(member_id, idempotency_key)
         if existing is not None:
             return existing, False
-        offer = await tx.offer(partner_id, offer_id)
-        if offer is None:
-            raise OfferNotFoundError(partner_id, offer_id)
-        if offer["withdrawn"]:
-            raise OrderRefusedError("the partner withdrew this offer")
-        if not offer["valid_from"] <= now < offer["valid_until"]:
-            raise OrderRefusedError(f"the offer can be ordered from {offer['valid_from']} until {offer['valid_until']}")
-        if offer["available"] < quantity:
-            raise OrderRefusedError(f"only {offer['available']} left in stock")
+        offer = await tx.offer(partner_id, offer_id, member_id)
+        tier = _orderable(offer, partner_id, offer_id, quantity, now)
+        unit_points = prices.charge(offer["price_points"], offer["tier_prices"], tier, expected_unit_points)
         order = Order(
-            uuid.uuid4(), member_id, partner_id, offer_id, offer["kind"], quantity, offer["price_points"],
+            uuid.uuid4(), member_id, partner_id, offer_id, offer["kind"], quantity, unit_points,
             hold_expires_at=now + saga.hold_ttl, fulfilment_deadline=now + saga.fulfilment_timeout,
         )  # fmt: skip
-        if not await tx.insert(order, idempotency_key):
+        if not await tx.insert(order, idempotency_key, tier, offer["price_points"]):
             raced = await tx.by_key(member_id, idempotency_key)
             assert raced is not None
             return raced, False
         order.asks += [Ask.HOLD, Ask.PUBLISH_PLACED]
         await saga.carry_out(tx, [order])
     return order, True
+
+
+def _orderable(
+    offer: dict[str, Any] | None, partner_id: str, offer_id: str, quantity: int, now: datetime
+) -> str | None:
+    """The member's tier, once the offer may be ordered now by it in this quantity; else the refusal."""
+    if offer is None or not prices.open_to(offer["tiers_only"], prices.Reader(offer["member_tier"])):
+        raise OfferNotFoundError(partner_id, offer_id)
+    if offer["withdrawn"]:
+        raise OrderRefusedError("the partner withdrew this offer")
+    if not offer["valid_from"] <= now < offer["valid_until"]:
+        raise OrderRefusedError(f"the offer can be ordered from {offer['valid_from']} until {offer['valid_until']}")
+    if offer["available"] < quantity:
+        raise OrderRefusedError(f"only {offer['available']} left in stock")
+    tier: str | None = offer["member_tier"]
+    return tier
 
 
 async def apply_hold_results(store: OrdersStore, saga: Saga, topic: str, results: Sequence[Event]) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console.pages.ops import activities, dashboard, members, partners, programme, segments
+from console.pages.ops import activities, attribution, dashboard, members, packets, partners, programme, segments, tiers
 
 
 def router() -> APIRouter:
     api = APIRouter(tags=["ops"])
-    for part in (dashboard, members, partners, programme, segments, activities):
+    for part in (dashboard, members, partners, programme, segments, activities, packets, tiers, attribution):
         api.include_router(part.router(), prefix="/ops")
     return api

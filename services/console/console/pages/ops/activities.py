@@ -8,6 +8,7 @@ has the last word, and its reason is shown when it refuses.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -68,6 +69,13 @@ class ActivityForm(BaseModel):
     scope_partner: Short = ""
     scope_category: Short = ""
     scope_mcc: Short = ""
+    tiers: Annotated[str, Field(max_length=400)] = ""
+
+
+def tier_codes(text: str) -> list[str] | None:
+    """Tier codes typed with commas or spaces between them; None when empty (every member)."""
+    codes = [part.lower() for part in re.split(r"[\s,;]+", text) if part]
+    return codes or None
 
 
 def rules_body(kind: str, form: ActivityForm) -> dict[str, Any]:
@@ -92,6 +100,9 @@ def rules_body(kind: str, form: ActivityForm) -> dict[str, Any]:
     rules = present(by_kind[kind])
     if kind in SCOPED and scope:
         rules["scope"] = scope
+    tiers = tier_codes(form.tiers)
+    if tiers:
+        rules["tiers"] = tiers
     return rules
 
 
@@ -151,7 +162,7 @@ def form_of_rules(kind: str, rules: Mapping[str, Any]) -> ActivityForm:
         claim_points=text.get("claim_points", ""), referrer_points=text.get("referrer_points", ""),
         referee_points=text.get("referee_points", ""), scope_channel=scope.get("channel", ""),
         scope_partner=scope.get("partner_id", ""), scope_category=scope.get("category", ""),
-        scope_mcc=scope.get("mcc", ""),
+        scope_mcc=scope.get("mcc", ""), tiers=", ".join(rules.get("tiers") or ()),
     )  # fmt: skip
 
 
@@ -164,8 +175,9 @@ def window_of(activity: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 def budget_of(activity: Mapping[str, Any]) -> dict[str, int]:
-    """Budget used (granted net of what refunds took back) and left."""
+    """Budget used (granted net of what refunds took back, and what red packets hold or gave) and left."""
     used = int(activity["points_granted"]) - int(activity["points_reversed"])
+    used += int(activity.get("packet_points") or 0) - int(activity.get("packet_points_returned") or 0)
     return {"total": int(activity["budget_points"]), "used": used, "left": int(activity["budget_points"]) - used}
 
 
@@ -261,6 +273,7 @@ def router() -> APIRouter:
         context.setdefault("problem", "")
         context.setdefault("revision", form_of_rules(activity["kind"], found["rules"]))
         context.setdefault("typed", {})
+        context.setdefault("share_link_id", str(uuid.uuid4()))  # chosen now: a double submit makes one link
         return console_of(request).pages.render(
             request, "ops/activities_detail.html", status_code=status, **found, steps=STEPS.get(activity["status"], ()),
             zone=console_of(request).pages.timezone,

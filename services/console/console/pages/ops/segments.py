@@ -31,6 +31,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "card_usage": ("at_least",),
     "last_purchase": ("within", "not_within"),
     "member": ("one_of",),
+    "tier": ("one_of",),
 }
 MAX_ROWS = 20  # the rule language's most conditions
 MAX_TEXT = 200
@@ -113,6 +114,8 @@ def condition_of(number: int, row: Row) -> dict[str, Any]:
         return present({"kind": "last_activity", "within_days": whole(row.days)})
     if row.field == "last_purchase":
         return present({"kind": "inactive", "for_days": whole(row.days)})
+    if row.field == "tier":
+        return {"kind": "tier", "codes": [part.lower() for part in re.split(r"[\s,;]+", row.value) if part]}
     return {"kind": "members", "member_ids": [part for part in re.split(r"[\s,;]+", row.value) if part]}
 
 
@@ -173,7 +176,7 @@ def rows_of(rules: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return found if isinstance(found, list) else []
 
 
-KINDS = "spend|partners_used|card_usage|last_activity|inactive|members"
+KINDS = "spend|partners_used|card_usage|last_activity|inactive|members|tier"
 WHERE = re.compile(rf"rules\.all\.(\d+)(?:\.(?:{KINDS}))?(\.)?")
 
 

@@ -148,7 +148,12 @@ def reason_words(reason: str, direction: str | None) -> str:
         "bonus_referral": gettext("Invitation bonus"),
         "bonus_reversal": gettext("Bonus taken back after a refund"),
         "bonus_clawback": gettext("Refunded bonus you had already spent"),
+        "tier_bonus": gettext("Tier bonus: extra points"),
+        "tier_bonus_reversal": gettext("Tier bonus taken back after a refund"),
         "claim": gettext("Points brought by a link"),
+        "red_packet_funding": gettext("Put in a red packet"),
+        "red_packet_grab": gettext("Grabbed from a red packet"),
+        "red_packet_return": gettext("Red packet: what nobody grabbed came back"),
         "redemption": gettext("Redeemed for a reward"),
         "expiry": gettext("Points expired"),
         "identifier_linked": gettext("Card or account linked"),
@@ -222,10 +227,12 @@ def offer_href(partner_id: str, offer_id: str) -> str:
 
 
 def priced(offer: Json) -> Json:
-    """The offer with the member's price (a member-specific price when the catalog names one) and its page."""
-    member_price = offer.get("member_price_points")
-    price = int(member_price) if member_price is not None else int(offer["price_points"])
-    return {**offer, "your_price": price, "href": offer_href(offer["partner_id"], offer["offer_id"])}
+    """The offer with the member's own price (the catalog's price_points: its tier's, where there is one), what
+    others pay when that differs (`others_pay`), and its page."""
+    price = int(offer["price_points"])
+    base = int(offer.get("base_price_points") or price)
+    href = offer_href(offer["partner_id"], offer["offer_id"])
+    return {**offer, "your_price": price, "others_pay": base if base != price else None, "href": href}
 
 
 def _reward_pages(api: APIRouter) -> None:
@@ -250,6 +257,7 @@ def _reward_pages(api: APIRouter) -> None:
         partner_id: PartnerRef, offer_id: OfferRef,
         quantity: Annotated[str, Form(max_length=12)],
         idempotency_key: Annotated[str, Form(min_length=1, max_length=128)],
+        unit_points: Annotated[str, Form(max_length=12)] = "",
     ) -> Response:  # fmt: skip
         form = RedeemForm(quantity, idempotency_key)
         units = whole_number(quantity, 1, MAX_QUANTITY)
@@ -257,6 +265,9 @@ def _reward_pages(api: APIRouter) -> None:
             form.quantity_error = gettext("Enter how many you want, from 1 to %(most)s.") % {"most": MAX_QUANTITY}
             return await _offer_page(request, points, redemption, partner_id, offer_id, form, 422)
         body = {"partner_id": partner_id, "offer_id": offer_id, "quantity": units, "idempotency_key": idempotency_key}
+        shown_price = whole_number(unit_points, 1, 10**9)
+        if shown_price is not None:  # charged the price the member saw, or refused with the price now
+            body["expected_unit_points"] = shown_price
         try:
             order = await redemption.place_order(body)
         except ApiError as error:
@@ -286,7 +297,7 @@ async def _offer_page(
     shown = priced(offer)
     redeemable = offer.get("status") == "on_sale" and int(offer.get("available") or 0) > 0
     most = min(MAX_QUANTITY, int(offer.get("available") or 0)) or 1
-    return render(request, "wallet/offer.html", status_code, offer=shown, balance=balance, form=form,
+    return render(request, "wallet/offer.html", status_code, offer=shown, balance=balance, form=form, link_id=new_id(),
                   redeemable=redeemable, most=most)  # fmt: skip
 
 
@@ -528,7 +539,7 @@ async def _activities_page(
     request: Request, points: PointsApi, problem: str = "", status_code: int = 200
 ) -> HTMLResponse:
     items = (await points.member_activities())["items"]
-    open_ones = [{**item, "claim_id": new_id()} for item in items if not item.get("claimed")]
+    open_ones = [{**item, "claim_id": new_id(), "link_id": new_id()} for item in items if not item.get("claimed")]
     claimed = [item for item in items if item.get("claimed")]
     return render(request, "wallet/activities.html", status_code, open_ones=open_ones, claimed=claimed,
                   problem=problem)  # fmt: skip

@@ -1,0 +1,79 @@
+"""Member prices ("one customer, one price"): what one unit of an offer costs the member who looks at it.
+
+- An offer has a price for everyone (`price_points`) and may have prices for members of some tiers
+  (`tier_prices`); a member at one of those tiers pays its tier's price, any other member the price for everyone.
+- An offer may be open to some tiers only (`tiers_only`): other members neither see it nor may order it.
+- A member's tier is the one the points service announced last (TierChanged, by `changed_at`); a member it
+  never announced has no tier, and pays the price for everyone.
+- An order is charged the price the member was shown: it stores the unit price when it is placed, and a member
+  who says what it expects to pay (`expected_unit_points`) is refused, not charged, when the price moved since.
+- Ops read the catalog as it is, every offer at its price for everyone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads the catalog: a member at a tier (None: no tier), or ops (`everything`)."""
+
+    tier: str | None = None
+    everything: bool = False
+
+
+EVERYTHING = Reader(everything=True)
+
+
+class PriceChangedError(Exception):
+    """The member expected another price than the one it would be charged; nothing was ordered."""
+
+    def __init__(self, expected: int, now: int) -> None:
+        super().__init__(
+            f"one unit costs you {now} points now, not {expected}: look at the offer again and order at that price"
+        )
+        self.now = now
+
+
+def unit_price(price_points: int, tier_prices: Mapping[str, int], tier: str | None) -> int:
+    """What one unit costs a member at `tier`."""
+    if tier is None:
+        return price_points
+    return tier_prices.get(tier, price_points)
+
+
+def open_to(tiers_only: Sequence[str], reader: Reader) -> bool:
+    """Whether the reader may see and order an offer open to `tiers_only` (empty: to everyone)."""
+    return reader.everything or not tiers_only or reader.tier in tiers_only
+
+
+def charge(price_points: int, tier_prices: Mapping[str, int], tier: str | None, expected: int | None) -> int:
+    """The unit price an order is placed at; raises PriceChangedError if the member expected another one."""
+    price = unit_price(price_points, tier_prices, tier)
+    if expected is not None and expected != price:
+        raise PriceChangedError(expected, price)
+    return price
+
+
+@dataclass(frozen=True)
+class TierNews:
+    """A member's tier as one TierChanged event announced it."""
+
+    event_id: uuid.UUID
+    member_id: uuid.UUID
+    tier: str | None
+    changed_at: datetime
+
+
+def latest_per_member(news: Iterable[TierNews]) -> list[TierNews]:
+    """The latest change of each member (by `changed_at`), sorted by member: the order writers lock rows in."""
+    latest: dict[uuid.UUID, TierNews] = {}
+    for item in news:
+        seen = latest.get(item.member_id)
+        if seen is None or item.changed_at > seen.changed_at:
+            latest[item.member_id] = item
+    return [latest[member] for member in sorted(latest)]
