@@ -8,7 +8,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from contracts.topics import HOLD_RESULTS, OFFERS
+from contracts.topics import HOLD_RESULTS, MEMBER_TIERS, OFFERS, SEGMENT_MEMBERS
 from loyalty_runtime.auth import Role
 from loyalty_runtime.consumer_lag import LagProbe
 from loyalty_runtime.service import ServiceShell
@@ -57,6 +57,7 @@ async def test_lag_counts_what_a_group_has_not_read_and_is_cached_for_two_second
     clock = [100.0]
     shell.consumer_lag.clock = lambda: clock[0]
     offers, holds = OFFERS.qualified(topic_prefix), HOLD_RESULTS.qualified(topic_prefix)
+    tiers, segments = MEMBER_TIERS.qualified(topic_prefix), SEGMENT_MEMBERS.qualified(topic_prefix)
     await produce(infra.kafka, offers, {0: 5, 1: 2})
 
     async with http(shell) as api:
@@ -65,7 +66,7 @@ async def test_lag_counts_what_a_group_has_not_read_and_is_cached_for_two_second
         first = answers[0].json()
         assert {a.json()["as_of"] for a in answers} == {first["as_of"]}  # one query to the broker for all five
         groups = by_topic(first)
-        assert set(groups) == {offers, holds}
+        assert set(groups) == {offers, holds, tiers, segments}
         assert {g["group_id"] for g in groups.values()} == {group}
         partitions = len(groups[offers]["partitions"])
         assert [p["partition"] for p in groups[offers]["partitions"]] == list(range(partitions))

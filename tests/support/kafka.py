@@ -40,7 +40,10 @@ async def caught_up(kafka: str, group: str, topic: str) -> bool:
         if not any(tp.topic == topic for tp in committed):
             return False
         await consumer.topics()  # loads the metadata of every topic
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        known = consumer.partitions_for_topic(topic)
+        if not known:  # no metadata yet: not caught up (an empty list would make every partition "done")
+            return False
+        partitions = [TopicPartition(topic, p) for p in known]
         ends = await consumer.end_offsets(partitions)
         return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
     finally:
