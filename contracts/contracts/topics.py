@@ -31,6 +31,7 @@ from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPaymentFailed, OrderPlaced
 from contracts.events.packets import RedPacketCreated, RedPacketGrabbed, RedPacketReturned
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
+from contracts.events.segments import SegmentMembersListed
 from contracts.events.tiers import TierChanged
 
 
@@ -156,6 +157,16 @@ MEMBER_MESSAGES = Topic(
     "messaging systems (never to a held-out member).",
 )
 
+SEGMENT_MEMBERS = Topic(
+    name="loyalty.segment-members.v1",
+    events=(SegmentMembersListed,),
+    key="segment id, so a publication's parts stay in order",
+    description="The members of segments ops published, from the points service's outbox (redemption prices "
+    "by segment).",
+    # Kept forever, so that a new reader finds every segment's latest publication from the start of the topic.
+    config={"retention.ms": "-1"},
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_PURCHASES,
     CARD_TRANSACTIONS,
@@ -169,5 +180,6 @@ ALL_TOPICS: tuple[Topic, ...] = (
     DAILY_EARNINGS,
     RED_PACKETS,
     MEMBER_TIERS,
+    SEGMENT_MEMBERS,
     MEMBER_MESSAGES,
 )

@@ -39,12 +39,14 @@ def member_prices(client: httpx.Client, mall: Any, me: dict[str, str]) -> None:
     tier = client.get(f"{demo.POINTS}/v1/members/me/tier", headers=me).json()["tier"]
     code = tier["code"] if tier else None
     seen = _catalog_at(client, me, code)
-    stranger = _new_member(client, demo)
+    bo, stranger = _new_member(client, demo)
     theirs = _catalog_at(client, stranger, None)
     print(f"    Ada ({tier['name'] if tier else 'no tier'}) sees the voucher at {seen[OFFER]:,} points"
           f"{' and the Gold day pass' if GOLD_ONLY in seen else ''}")  # fmt: skip
     print(f"    a member without a tier sees it at {theirs[OFFER]:,}"
           f"{'' if GOLD_ONLY in theirs else ', and no day pass at all'}")  # fmt: skip
+
+    segment_price(client, mall, voucher, bo, stranger)
 
     demo.step("Ada orders the voucher at the price she was shown; a stale price is refused, never charged")
     stale = _order(client, me, seen[OFFER] + 1)
@@ -75,11 +77,41 @@ def _catalog_at(
         time.sleep(0.2)
 
 
-def _new_member(client: httpx.Client, demo: Any) -> dict[str, str]:
+def segment_price(
+    client: httpx.Client, mall: Any, voucher: dict[str, Any], bo: str, bo_headers: dict[str, str]
+) -> None:
+    """Ops publish a segment (Bo in it); SkyMall prices the voucher for it; Bo, who has no tier, now pays that."""
+    from deploy.local import demo
+
+    demo.step("Ops publish a segment for member prices; SkyMall prices the voucher for its members")
+    rules = {"all": [{"kind": "members", "member_ids": [bo]}]}
+    made = client.post(f"{demo.POINTS}/v1/ops/segments", json={"name": "SkyMall newcomers", "rules": rules},
+                       headers=demo.OPS)  # fmt: skip
+    if made.status_code != 201:
+        demo.fail(made, "creating the segment")
+    segment = made.json()["segment_id"]
+    published = client.post(f"{demo.POINTS}/v1/ops/segments/{segment}/publications", headers=demo.OPS)
+    if published.status_code != 201:
+        demo.fail(published, "publishing the segment")
+    print(f"    'SkyMall newcomers' published: {published.json()['members']} member (its ids, never its rules)")
+    priced = {**voucher, "segment_prices": [{"segment_id": segment, "price_points": 4_800}]}
+    answer = mall.send("PUT", f"/offers/{OFFER}", priced)
+    if answer.status_code not in (200, 201):
+        demo.fail(answer, "pricing the voucher for the segment")
+    deadline = time.monotonic() + 30
+    while _catalog_at(client, bo_headers, None).get(OFFER) != 4_800:
+        if time.monotonic() > deadline:
+            raise SystemExit("the segment price did not reach the catalog; see .local/logs/redemption.log")
+        time.sleep(0.2)
+    print("    Bo, in the segment, now sees the voucher at 4,800; Ada keeps Gold's 4,000, the lowest that applies")
+
+
+def _new_member(client: httpx.Client, demo: Any) -> tuple[str, dict[str, str]]:
     answer = client.post(f"{demo.POINTS}/v1/members", json={"display_name": "Bo"}, headers=demo.OPS)
     if answer.status_code != 201:
         demo.fail(answer, "registering a member")
-    return {"Authorization": f"Bearer {demo.AUTHORITY.issue(answer.json()['member_id'], demo.Role.MEMBER)}"}
+    member = answer.json()["member_id"]
+    return member, {"Authorization": f"Bearer {demo.AUTHORITY.issue(member, demo.Role.MEMBER)}"}
 
 
 def _order(client: httpx.Client, me: dict[str, str], expected: int) -> httpx.Response:

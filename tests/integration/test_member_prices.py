@@ -14,10 +14,10 @@ import pytest
 
 from contracts.events.tiers import TierChanged, TierChangedPayload
 from contracts.topics import MEMBER_TIERS
-from tests.support.ledger import member_headers, now, publish
+from tests.support.ledger import OPS, member_headers, new_member, now, publish
 from tests.support.offers import offer_body
 from tests.support.partner_client import SignedPartnerClient, ops_token, register_partner
-from tests.support.services import http, partners_service, redemption_service, running
+from tests.support.services import http, partners_service, points_service, redemption_service, running
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ async def test_each_member_sees_its_own_price_and_tier_only_offers_only_at_their
 
     async def priced() -> dict[str, Any] | None:
         seen = await platform.catalog(GOLD_MEMBER)
-        return seen if seen.get("tier") == "gold" and "voucher" in seen else None
+        return seen if seen.get("tier") == "gold" and {"voucher", "gold-lounge"} <= seen.keys() else None
 
     gold_view = await eventually(priced, what="the gold member's catalog at gold prices")
     assert gold_view == {"tier": "gold", "voucher": 3_000, "gold-lounge": 9_000}
@@ -134,3 +134,50 @@ async def test_a_partner_cannot_price_a_tier_its_tier_only_offer_leaves_out(plat
         tier_prices=[{"tier": "gold", "price_points": 1}, {"tier": "gold", "price_points": 2}]))  # fmt: skip
     assert twice.status_code == 422
     assert "names a tier twice" in twice.text
+
+
+@pytest.fixture
+async def with_points(infra, topic_prefix, database) -> AsyncIterator[tuple[Platform, httpx.AsyncClient]]:
+    dsns = [await database(name) for name in ("partners", "redemption", "points")]
+    async with (
+        running(partners_service(infra.kafka, dsns[0], topic_prefix)) as partners,
+        running(redemption_service(infra.kafka, dsns[1], topic_prefix)) as redemption,
+        running(points_service(infra.kafka, dsns[2], topic_prefix)) as points,
+        http(partners) as partners_api,
+        http(redemption) as redemption_api,
+        http(points) as points_api,
+    ):
+        token = ops_token(partners.settings.jwt_secret)
+        skymall = SignedPartnerClient(partners_api, await register_partner(partners_api, token, "skymall"))
+        yield Platform(skymall, redemption_api, infra.kafka, topic_prefix), points_api
+
+
+async def test_a_published_segments_members_pay_its_price_and_the_lowest_price_that_applies_wins(with_points):
+    platform, points = with_points
+    flyer, other = await new_member(points, "Fay"), await new_member(points, "Oz")
+    rules = {"all": [{"kind": "members", "member_ids": [str(flyer)]}]}
+    segment = (await points.post("/v1/ops/segments", json={"name": "Flyers", "rules": rules}, headers=OPS)).json()
+    made = await points.post(f"/v1/ops/segments/{segment['segment_id']}/publications", headers=OPS)
+    assert made.status_code == 201, made.text
+    assert made.json()["members"] == 1
+    listed = await points.get("/v1/segments/published", headers=OPS)
+    assert [(p["name"], p["members"]) for p in listed.json()["items"]] == [("Flyers", 1)]
+    refused = await points.get("/v1/segments/published", headers=member_headers(flyer))
+    assert refused.status_code == 403, "members never learn the programme's segments"
+    prices = {"segment_prices": [{"segment_id": segment["segment_id"], "price_points": 3_500}],
+              "tier_prices": [{"tier": "gold", "price_points": 3_000}]}  # fmt: skip
+    answer = await platform.skymall.put_offer("voucher", offer_body(price_points=4_000, **prices))
+    assert answer.status_code == 201, answer.text
+
+    async def segment_price() -> dict[str, Any] | None:
+        seen = await platform.catalog(flyer)
+        return seen if seen.get("voucher") == 3_500 else None
+
+    await eventually(segment_price, what="the segment's price for its member")
+    assert await platform.catalog(other) == {"tier": None, "voucher": 4_000}
+    await platform.announce(await platform.tier(flyer, "gold"))
+    await eventually(lambda: _tier_is(platform, flyer, "gold"), what="the flyer's tier")
+    assert (await platform.catalog(flyer))["voucher"] == 3_000, "gold's price is lower than the segment's"
+    placed = await platform.order(flyer, "voucher", expected_unit_points=3_000)
+    assert placed.status_code == 202, placed.text
+    assert placed.json()["points"] == 2 * 3_000

@@ -266,12 +266,15 @@ async def test_an_ops_packet_is_bounded_by_its_activitys_budget_and_returns_to_i
     token, packet_id = first.json()["link_token"], first.json()["packet_id"]
     assert len(token) == 32
     taker = await new_member(api, "Dee")
+    issued_before = (await api.get("/v1/ops/summary", headers=OPS)).json()["points"]["issued_today"]
     got = await api.post(f"/v1/red-packets/by-link/{token}/grabs", headers=member_headers(taker))
     assert got.status_code == 201, got.text
     grabbed = got.json()["points"]
     [lot] = await rows(dsn, "SELECT expires_at, issuer FROM lots WHERE account_id = $1", f"member:{taker}")
     assert lot["issuer"] == f"activity:{activity}:budget"
     assert lot["expires_at"] > datetime.now(UTC) + timedelta(days=700)
+    summary = (await api.get("/v1/ops/summary", headers=OPS)).json()["points"]
+    assert summary["issued_today"] - issued_before == grabbed, "a budget's packet's share is issued to its grabber"
 
     closed = (await api.post(f"/v1/red-packets/{packet_id}/close", headers=OPS)).json()
     assert (closed["state"], closed["returned_points"]) == ("closed", 600 - grabbed)
@@ -396,4 +399,30 @@ async def test_two_return_jobs_at_once_settle_each_packet_once(points):
     assert (await balance(api, sender))["posted"] == 400
     ends = await rows(dsn, "SELECT state, returned_points FROM red_packets WHERE creator_member = $1", sender)
     assert [(r["state"], r["returned_points"]) for r in ends] == [("expired", 100)] * 4
+    assert await verify_ledger(dsn) == []
+
+
+async def test_a_friends_packet_without_a_list_goes_to_the_members_friend_circle(points):
+    api, dsn = points.api, points.dsn
+    ada, bob, cai, dee = [await new_member(api, name) for name in ("Ada", "Bob", "Cai", "Dee")]
+    await claimed(api, ada, 500)
+    gift = {"gift_id": str(uuid.uuid4()), "to_member_id": str(bob), "amount": 10}
+    assert (await api.post("/v1/members/me/gifts", json=gift, headers=member_headers(ada))).status_code == 201
+    invited = await api.put("/v1/members/me/referrer", json={"referrer_member_id": str(cai)},
+                            headers=member_headers(ada))  # fmt: skip
+    assert invited.status_code == 201, invited.text
+
+    too_many = await api.post("/v1/red-packets", json=packet_body(30, 3, {"kind": "friends"}),
+                              headers=member_headers(ada))  # fmt: skip
+    assert too_many.status_code == 422
+    assert "friend circle (members you gave gifts to" in too_many.json()["detail"]
+    assert "has 2 members, fewer than the 3 shares" in too_many.json()["detail"]
+    made = await api.post("/v1/red-packets", json=packet_body(30, 2, {"kind": "friends"}), headers=member_headers(ada))
+    assert made.status_code == 201, made.text
+    packet = f"/v1/red-packets/{made.json()['packet_id']}/grabs"
+    stranger = await api.post(packet, headers=member_headers(dee))
+    assert stranger.status_code == 403, "outside Ada's circle"
+    got = [await api.post(packet, headers=member_headers(friend)) for friend in (bob, cai)]
+    assert [g.status_code for g in got] == [201, 201]
+    assert sum(g.json()["points"] for g in got) == 30
     assert await verify_ledger(dsn) == []

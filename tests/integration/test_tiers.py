@@ -144,6 +144,8 @@ async def test_an_upgrade_happens_at_once_is_announced_and_the_next_purchase_ear
     await p.buy(purchase("ada-1", "o-2", 100_000, points=1_000))
     assert (await balance(p.api, ada))["posted"] == 2_500 + 1_000 + 250
     assert await p.tier_bonuses(ada) == [("tier_bonus", 250)], "the first purchase earned as green, the next as silver"
+    summary = (await p.api.get("/v1/ops/summary", headers=OPS)).json()["points"]
+    assert summary["issued_today"] == 2_500 + 1_000 + 250, "a tier bonus is issued (by the programme)"
 
     # Ops cannot drop the tier Ada holds, nor put a tier set that cannot work; members cannot put one at all.
     no_silver = {**TIER_SET, "tiers": [TIER_SET["tiers"][0], TIER_SET["tiers"][2]]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, model_validator
@@ -11,6 +12,13 @@ from contracts.ids import Category, ExternalRef, PartnerId, TierCode
 
 OfferKind = Literal["product", "voucher", "discount"]
 MAX_TIER_PRICES = 20
+
+
+class SegmentPrice(Contract):
+    """What one unit costs a member of this segment (as the segment was last published)."""
+
+    segment_id: uuid.UUID
+    price_points: int = Field(gt=0, le=10**9)
 
 
 class TierPrice(Contract):
@@ -42,6 +50,12 @@ class OfferPayload(Contract):
         max_length=MAX_TIER_PRICES,
         description="Prices for members at these tiers; a member at another tier pays price_points.",
     )
+    segment_prices: list[SegmentPrice] = Field(
+        default_factory=list,
+        max_length=MAX_TIER_PRICES,
+        description="Prices for members of these published segments; a member to whom several prices apply (its "
+        "tier's, its segments') pays the lowest of them.",
+    )
     tiers_only: list[TierCode] = Field(
         default_factory=list,
         max_length=MAX_TIER_PRICES,
@@ -57,6 +71,9 @@ class OfferPayload(Contract):
         tiers = [price.tier for price in self.tier_prices]
         if len(set(tiers)) < len(tiers):
             raise ValueError("tier_prices names a tier twice: give each tier one price")
+        segments = [price.segment_id for price in self.segment_prices]
+        if len(set(segments)) < len(segments):
+            raise ValueError("segment_prices names a segment twice: give each segment one price")
         if len(set(self.tiers_only)) < len(self.tiers_only):
             raise ValueError("tiers_only names a tier twice")
         excluded = sorted(set(tiers) - set(self.tiers_only)) if self.tiers_only else []

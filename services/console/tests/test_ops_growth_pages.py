@@ -221,6 +221,24 @@ async def test_saving_a_segment_goes_to_its_page_with_its_rules_and_size(
     assert "Bought something in the last 30 days" in page.text
     assert 'data-testid="preview-count">1,234<' in page.text
     assert sent(services, "POST", "/v1/ops/segments/preview")[-1] == {"segment_id": SEGMENT_ID}
+    assert "Not published: partners cannot price offers for this segment yet." in page.text, "points said 404"
+
+    services.answer("POST", f"{POINTS}/v1/ops/segments/{SEGMENT_ID}/publications",
+                    {"segment_id": SEGMENT_ID, "members": 1234, "as_of": "2026-12-02T08:00:00Z"}, 201)  # fmt: skip
+    published = await browser.submit(f"/ops/segments/{SEGMENT_ID}/publish", {})
+    assert published.status_code == 303
+    services.answer(
+        "GET",
+        f"{POINTS}/v1/segments/published",
+        {
+            "items": [
+                {"segment_id": SEGMENT_ID, "name": "Frequent flyers", "members": 1234, "as_of": "2026-12-02T08:00:00Z"}
+            ]
+        },
+    )
+    again = await browser.client.get(published.headers["location"])
+    assert "Published: 1234 members, for partners" in again.text
+    assert "with 1,234 members: partners may price offers for them" in again.text
 
 
 # --- activities -------------------------------------------------------------------------------------------

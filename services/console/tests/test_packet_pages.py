@@ -242,3 +242,18 @@ async def test_members_and_ops_keep_to_their_own_packet_pages(browser: Browser, 
     services.answer("GET", f"{POINTS}/v1/members/me/balance", BALANCE)
     await browser.sign_in(Role.MEMBER, MEMBER)
     assert (await browser.client.get("/ops/red-packets")).status_code == 403
+
+
+async def test_the_friend_circle_is_the_forms_first_choice_and_sends_no_list(
+    member: Browser, services: FakeServices
+) -> None:
+    page = await member.client.get("/wallet/red-packets")
+    assert 'value="circle" checked' in page.text
+    circle = "the friend circle (members you gave gifts to or got gifts from, ...) has 1 members, fewer than the 2"
+    services.answer("POST", f"{POINTS}/v1/red-packets", {"detail": circle}, 422)
+    form = {"points": "100", "shares": "2", "audience": "circle", "duration": "60", "packet_id": PACKET}
+    refused = await member.submit("/wallet/red-packets", form)
+    assert refused.status_code == 422
+    assert "has 1 members, fewer than the 2" in refused.text
+    [asked] = sent(services, "POST", f"{POINTS}/v1/red-packets")
+    assert json_of(asked)["audience"] == {"kind": "friends"}, "no list: the service's friend circle"

@@ -156,7 +156,7 @@ async def test_publishing_an_offer_sends_its_terms_in_a_put_and_shows_it(
         "kind": "product", "title": "Summer lounge pass", "description": "Two visits", "category": "travel",
         "price_points": 4500, "stock": 120, "valid_from": "2026-12-01T09:00:00+00:00",
         "valid_until": "2027-02-28T18:30:00+00:00", "fulfilment_url": "https://skyair.example/fulfil",
-        "tier_prices": [], "tiers_only": [],
+        "tier_prices": [], "segment_prices": [], "tiers_only": [],
     }  # fmt: skip
 
 
@@ -186,6 +186,22 @@ async def test_member_prices_show_a_row_per_tier_and_are_sent_with_the_offer(
     put = next(c for c in services.calls if c.method == "PUT")
     assert json_of(put)["tier_prices"] == [{"tier": "gold", "price_points": 3000}]
     assert json_of(put)["tiers_only"] == ["gold"]
+
+
+async def test_segment_prices_show_a_row_per_published_segment_and_are_sent_with_the_offer(
+    staff: Browser, services: FakeServices
+) -> None:
+    flyers = "3c2b1a09-8f7e-4d6c-9b5a-493827160504"
+    services.answer("GET", "http://points.test/v1/segments/published",
+                    {"items": [{"segment_id": flyers, "name": "Frequent flyers", "members": 1234}]})  # fmt: skip
+    services.answer("PUT", f"{OWN}/offers/summer-1", offer(offer_id="summer-1", revision=1), 201)
+    form = await staff.client.get("/portal/offers/new")
+    assert "Frequent flyers (1,234 members) pay (points)" in form.text
+    rows = {"segment_ids": [flyers], "segment_price_values": ["3500"]}
+    answer = await staff.client.post("/portal/offers/new", data={"csrf_token": staff.csrf, **NEW_OFFER, **rows})
+    assert answer.status_code == 303, answer.text[-2000:]
+    put = next(c for c in services.calls if c.method == "PUT")
+    assert json_of(put)["segment_prices"] == [{"segment_id": flyers, "price_points": 3500}]
 
 
 async def test_an_offers_member_prices_are_kept_when_the_points_service_cannot_name_the_tiers(

@@ -17,6 +17,7 @@ from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejecte
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
 from contracts.events.messages import MemberMessaged
 from contracts.events.packets import RedPacketCreated, RedPacketGrabbed, RedPacketReturned
+from contracts.events.segments import SegmentMembersListed
 from contracts.events.tiers import TierChanged
 from contracts.topics import (
     DAILY_EARNINGS,
@@ -26,6 +27,7 @@ from contracts.topics import (
     MEMBER_MESSAGES,
     MEMBER_TIERS,
     RED_PACKETS,
+    SEGMENT_MEMBERS,
 )
 from loyalty_runtime.auth import TokenAuthority, principal_dependency
 from loyalty_runtime.service import ServiceShell
@@ -33,9 +35,21 @@ from points import consumers
 from points.adapters.attribution_store import AttributionStore
 from points.adapters.card_rates import CardRatesCache
 from points.adapters.messages_store import MessagesStore
+from points.adapters.segment_publications import PublicationStore
 from points.adapters.segments import SegmentStore
 from points.adapters.store import PointsStore
-from points.api import activities, earnings, events, members, ops, packets, reports, segments, tiers
+from points.api import (
+    activities,
+    earnings,
+    events,
+    members,
+    ops,
+    packets,
+    reports,
+    segment_publications,
+    segments,
+    tiers,
+)
 from points.api import attribution as attribution_api
 from points.api import messages as messages_api
 from points.domain.activities import ActivityRuleError, LifecycleError
@@ -210,6 +224,14 @@ def build(
     shell.app.include_router(ops.router(store, expire_now, authenticate, settings.link_code_ttl, utc_now))
     shell.app.include_router(events.router(store, authenticate))
     shell.app.include_router(segments.router(lambda: SegmentStore(shell.pool), authenticate))
+    segment_members = SEGMENT_MEMBERS.qualified(settings.kafka_topic_prefix)
+    shell.broker.publisher(segment_members, title="segment members", description=SEGMENT_MEMBERS.description,
+                           schema=SegmentMembersListed)  # fmt: skip
+    shell.app.include_router(
+        segment_publications.router(
+            lambda: SegmentStore(shell.pool), lambda: PublicationStore(shell.pool), authenticate, segment_members
+        )
+    )
     shell.app.include_router(reports.router(lambda: SegmentStore(shell.pool), authenticate))
     shell.map_errors(segments.ERRORS | reports.ERRORS)
     shell.app.include_router(activities.router(store, writer, authenticate, settings.lot_validity, utc_now))

@@ -132,8 +132,8 @@ def test_a_deadline_is_a_moment_or_a_duration_from_one_minute_to_seven_days() ->
         (Audience(AudienceKind.FRIENDS, None, (BOB, CAI)), True, "not to a list of friends"),
         (Audience(AudienceKind.SEGMENT), True, "names its segment_id"),
         (Audience(AudienceKind.LINK, None, (BOB,)), False, "give no segment_id or member_ids"),
-        (Audience(AudienceKind.FRIENDS), False, "lists 1 to 200 member_ids"),
-        (Audience(AudienceKind.FRIENDS, None, tuple(uuid.uuid4() for _ in range(201))), False, "1 to 200"),
+        (Audience(AudienceKind.FRIENDS, uuid.uuid4()), False, "or none for your friend circle"),
+        (Audience(AudienceKind.FRIENDS, None, tuple(uuid.uuid4() for _ in range(201))), False, "up to 200"),
         (Audience(AudienceKind.FRIENDS, None, (ADA, BOB)), False, "cannot send a red packet to yourself"),
         (Audience(AudienceKind.FRIENDS, None, (BOB,)), False, "2 shares for 1 friends"),
     ],
@@ -146,6 +146,10 @@ def test_an_audience_the_rules_do_not_allow_is_refused(audience: Audience, by_op
 def test_allowed_audiences_pass() -> None:
     packets.check_audience(Audience(AudienceKind.FRIENDS, None, (BOB, CAI, BOB)), 2, by_ops=False, creator=ADA)
     packets.check_audience(Audience(AudienceKind.LINK), 5, by_ops=False, creator=ADA)
+    packets.check_audience(Audience(AudienceKind.FRIENDS), 5, by_ops=False, creator=ADA)  # the friend circle
+    packets.check_circle(5, 5)
+    with pytest.raises(PacketRuleError, match="has 4 members, fewer than the 5 shares"):
+        packets.check_circle(4, 5)
     packets.check_audience(Audience(AudienceKind.SEGMENT, uuid.uuid4()), 5, by_ops=True, creator=None)
     packets.check_message("恭喜发财" * 20)
     with pytest.raises(PacketRuleError, match="at most 80 characters"):

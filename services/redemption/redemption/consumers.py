@@ -12,18 +12,21 @@ from faststream.kafka.message import KafkaMessage
 from contracts.envelope import Event
 from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejected, HoldReleased, PointsHeld
 from contracts.events.offers import OfferPublished, OfferWithdrawn
+from contracts.events.segments import SegmentMembersListed
 from contracts.events.tiers import TierChanged
-from contracts.topics import HOLD_RESULTS, MEMBER_TIERS, OFFERS
+from contracts.topics import HOLD_RESULTS, MEMBER_TIERS, OFFERS, SEGMENT_MEMBERS
 from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
 from redemption.adapters.catalog_store import CatalogStore
 from redemption.adapters.member_tiers_store import MemberTiersStore
 from redemption.adapters.orders_store import OrdersStore
+from redemption.adapters.segment_members_store import SegmentMembersStore
 from redemption.domain.catalog import OfferChange
-from redemption.domain.prices import TierNews
+from redemption.domain.prices import SegmentPart, TierNews
 from redemption.handlers.catalog import apply_offer_batch, to_change
 from redemption.handlers.member_tiers import apply_tier_batch, to_news
 from redemption.handlers.orders import Saga, apply_hold_results
+from redemption.handlers.segment_members import apply_segment_batch, to_part
 from redemption.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,23 @@ class MemberTierConsumer(BatchConsumer[TierNews]):
         log.debug("tier batch applied", extra={"topic": self.name, "members": members})
 
 
+class SegmentMembersConsumer(BatchConsumer[SegmentPart]):
+    """Keeps published segments' members from loyalty.segment-members.v1, for segment prices: one transaction
+    per batch."""
+
+    span_name = "apply segment members"
+
+    def __init__(self, shell: ServiceShell, settings: Settings) -> None:
+        super().__init__(shell, SEGMENT_MEMBERS, settings.consumer_group)
+
+    def prepare(self, event: Event) -> SegmentPart:
+        return to_part(event)
+
+    async def apply(self, deliveries: Sequence[Delivery[SegmentPart]]) -> None:
+        new = await apply_segment_batch(SegmentMembersStore(self.shell.pool), self.name, [d.item for d in deliveries])
+        log.debug("segment members applied", extra={"topic": self.name, "parts": new})
+
+
 class HoldResultConsumer(BatchConsumer[Event]):
     """Moves orders on by the ledger's answers (loyalty.hold-results.v1), one transaction per batch."""
 
@@ -79,6 +99,14 @@ def register(shell: ServiceShell, settings: Settings, saga: Saga) -> None:
     offers = OfferConsumer(shell, settings)
     holds = HoldResultConsumer(shell, settings, saga)
     tiers = MemberTierConsumer(shell, settings)
+    segments = SegmentMembersConsumer(shell, settings)
+
+    @shell.broker.subscriber(segments.name, **segments.subscriber_options())  # type: ignore[call-overload]
+    async def on_segment_members(
+        batch: list[SegmentMembersListed],
+        message: Annotated[KafkaMessage, Context("message")],
+    ) -> None:
+        await segments.consume(batch, message)
 
     @shell.broker.subscriber(tiers.name, **tiers.subscriber_options())  # type: ignore[call-overload]
     async def on_member_tiers(

@@ -90,6 +90,13 @@ class PointsApi(OpsReads):
         return await self.get(f"/v1/share-cards/{token}")
 
     # --- tiers (anyone signed in reads the tier set; a member its own tier, ops any and the rest) ---
+    async def published_segments(self) -> Json:
+        """Segments ops published for member prices (names and sizes), for partner staff and ops."""
+        return await self.get("/v1/segments/published")
+
+    async def publish_segment(self, segment_id: str) -> Json:
+        return await self.post(f"/v1/ops/segments/{segment_id}/publications")
+
     async def tier_set(self) -> Json:
         return await self.get("/v1/tiers")
 

@@ -114,6 +114,9 @@ class OfferFields(BaseModel):
     """One per row of the member prices, beside `tier_price_values` (blank: the price for everyone)."""
     tier_price_values: list[str] = Field(default_factory=list, max_length=MAX_TIERS)
     tiers_only: list[str] = Field(default_factory=list, max_length=MAX_TIERS)
+    segment_ids: list[str] = Field(default_factory=list, max_length=MAX_TIERS)
+    """One per row of the segment prices, beside `segment_price_values` (blank: no price for that segment)."""
+    segment_price_values: list[str] = Field(default_factory=list, max_length=MAX_TIERS)
 
     @classmethod
     def of_offer(cls, offer: Json, zone: ZoneInfo) -> OfferFields:
@@ -124,11 +127,16 @@ class OfferFields(BaseModel):
             valid_from=local_input(offer["valid_from"], zone), valid_until=local_input(offer["valid_until"], zone),
             fulfilment_url=offer.get("fulfilment_url") or "", tier_codes=[p["tier"] for p in prices],
             tier_price_values=[str(p["price_points"]) for p in prices], tiers_only=list(offer.get("tiers_only") or []),
+            segment_ids=[p["segment_id"] for p in offer.get("segment_prices") or []],
+            segment_price_values=[str(p["price_points"]) for p in offer.get("segment_prices") or []],
         )  # fmt: skip
 
     def tier_price(self, code: str) -> str:
         """What the form holds as the price of members at `code` ('' for none)."""
         return dict(zip(self.tier_codes, self.tier_price_values, strict=False)).get(code, "")
+
+    def segment_price(self, segment_id: str) -> str:
+        return dict(zip(self.segment_ids, self.segment_price_values, strict=False)).get(segment_id, "")
 
 
 OfferForm = Annotated[OfferFields, Form()]
@@ -174,8 +182,9 @@ def offer_body(fields: OfferFields, zone: ZoneInfo) -> OfferBody:
     for name, moment in (("valid_from", start), ("valid_until", end)):
         if moment is None:
             out.errors[name] = gettext("Enter a date and a time.")
-    tier_prices = member_prices(fields)
-    if tier_prices is None:
+    tier_prices = member_prices(fields.tier_codes, fields.tier_price_values, "tier")
+    segment_prices = member_prices(fields.segment_ids, fields.segment_price_values, "segment_id")
+    if tier_prices is None or segment_prices is None:
         out.errors["tier_prices"] = gettext(
             "Enter member prices as whole numbers of points, 1 or more, or leave them blank."
         )
@@ -183,21 +192,23 @@ def offer_body(fields: OfferFields, zone: ZoneInfo) -> OfferBody:
         "kind": fields.kind, "title": fields.title.strip(), "description": fields.description.strip(),
         "category": fields.category.strip(), "price_points": price, "stock": stock, "valid_from": start,
         "valid_until": end, "fulfilment_url": fields.fulfilment_url.strip() or None,
-        "tier_prices": tier_prices or [], "tiers_only": sorted(set(fields.tiers_only)),
+        "tier_prices": tier_prices or [], "segment_prices": segment_prices or [],
+        "tiers_only": sorted(set(fields.tiers_only)),
     }  # fmt: skip
     return out
 
 
-def member_prices(fields: OfferFields) -> list[Json] | None:
-    """The rows of member prices that hold a price, as the service takes them; None if one is not a number."""
+def member_prices(keys: list[str], values: list[str], name: str) -> list[Json] | None:
+    """The rows of member prices that hold a price, as the service takes them ({name: key, price_points});
+    None if one is not a number."""
     prices = []
-    for code, value in zip(fields.tier_codes, fields.tier_price_values, strict=False):
+    for key, value in zip(keys, values, strict=False):
         if not value.strip():
             continue
         points = whole(value, 1)
         if points is None:
             return None
-        prices.append({"tier": code, "price_points": points})
+        prices.append({name: key, "price_points": points})
     return prices
 
 
@@ -212,6 +223,23 @@ async def programme_tiers(request: Request) -> list[Json]:
     base = tier_set.get("base_tier")  # every member is at least there: its price is the price for everyone
     return [{"code": t["code"], "name": t.get("name") or t["code"]} for t in tier_set.get("tiers") or []
             if t["code"] != base]  # fmt: skip
+
+
+async def published_segments(request: Request) -> list[Json]:
+    """The segments ops published for member prices (id, name, members); none when points cannot say now."""
+    points = PointsApi(console_of(request).points, current_session(request).bearer)
+    try:
+        found = await points.published_segments()
+    except ApiError:
+        return []
+    return [{"id": s["segment_id"], "name": s["name"], "members": s["members"]} for s in found.get("items") or []]
+
+
+def segment_rows(published: list[Json], fields: OfferFields) -> list[Json]:
+    """A row per published segment, and per segment price of the offer that is no longer published."""
+    known = {s["id"] for s in published}
+    kept = [{"id": i, "name": i, "members": None} for i in fields.segment_ids if i not in known]
+    return [{**s, "price": fields.segment_price(s["id"])} for s in published + kept]
 
 
 def tier_rows(programme: list[Json], fields: OfferFields) -> list[Json]:
@@ -256,6 +284,7 @@ async def render_offer_form(
         problem=problem, kinds=OFFER_KINDS, zone=console.pages.timezone,
         state=offer_state(offer, console.clock()) if offer else "",
         tiers=tier_rows(await programme_tiers(request), fields),
+        segments=segment_rows(await published_segments(request), fields),
     )  # fmt: skip
 
 

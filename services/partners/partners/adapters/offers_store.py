@@ -12,7 +12,8 @@ from loyalty_runtime.outbox import OutboxMessage, enqueue
 from partners.domain.offers import Offer, OfferTerms
 
 _COLUMNS = """partner_id, offer_id, revision, kind, title, description, category, price_points, stock,
-              valid_from, valid_until, fulfilment_url, withdrawn_at, updated_at, tier_prices, tiers_only"""
+              valid_from, valid_until, fulfilment_url, withdrawn_at, updated_at, tier_prices, tiers_only,
+              segment_prices"""
 
 # Two-key advisory locks live apart from the outbox relay's one-key lock; this one also covers an offer not yet
 # created, so that two first PUTs of the same offer are applied one after the other.
@@ -21,13 +22,15 @@ LOCK_OFFER = "SELECT pg_advisory_xact_lock(hashtext('offers'), hashtext($1 || '/
 SELECT_OFFER = f"SELECT {_COLUMNS} FROM offers WHERE partner_id = $1 AND offer_id = $2"
 
 SAVE_OFFER = f"""
-INSERT INTO offers ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)
+INSERT INTO offers ({_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17::jsonb)
 ON CONFLICT (partner_id, offer_id) DO UPDATE
    SET revision = EXCLUDED.revision, kind = EXCLUDED.kind, title = EXCLUDED.title,
        description = EXCLUDED.description, category = EXCLUDED.category, price_points = EXCLUDED.price_points,
        stock = EXCLUDED.stock, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until,
        fulfilment_url = EXCLUDED.fulfilment_url, withdrawn_at = EXCLUDED.withdrawn_at,
-       updated_at = EXCLUDED.updated_at, tier_prices = EXCLUDED.tier_prices, tiers_only = EXCLUDED.tiers_only
+       updated_at = EXCLUDED.updated_at, tier_prices = EXCLUDED.tier_prices, tiers_only = EXCLUDED.tiers_only,
+       segment_prices = EXCLUDED.segment_prices
  WHERE offers.revision < EXCLUDED.revision
 RETURNING revision
 """
@@ -56,7 +59,7 @@ class OfferTransaction:
             SAVE_OFFER,
             offer.partner_id, offer.offer_id, offer.revision, t.kind, t.title, t.description, t.category,
             t.price_points, t.stock, t.valid_from, t.valid_until, t.fulfilment_url, offer.withdrawn_at,
-            offer.updated_at, json.dumps(dict(t.tier_prices)), list(t.tiers_only),
+            offer.updated_at, json.dumps(dict(t.tier_prices)), list(t.tiers_only), json.dumps(dict(t.segment_prices)),
         )  # fmt: skip
         if saved is None:
             raise StaleOfferRevisionError(f"{offer.partner_id}/{offer.offer_id} revision {offer.revision}")
@@ -98,6 +101,7 @@ def _offer(row: asyncpg.Record) -> Offer:
         fulfilment_url=row["fulfilment_url"],
         tier_prices=tuple(sorted(json.loads(row["tier_prices"]).items())),
         tiers_only=tuple(sorted(row["tiers_only"])),
+        segment_prices=tuple(sorted(json.loads(row["segment_prices"]).items())),
     )
     return Offer(
         row["partner_id"], row["offer_id"], row["revision"], terms, row["updated_at"], withdrawn_at=row["withdrawn_at"]

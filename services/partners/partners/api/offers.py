@@ -1,5 +1,6 @@
 """Partners publish, revise and withdraw their reward offers, signed or through their staff; ops may too."""
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -29,6 +30,13 @@ class TierPriceIn(BaseModel):
     price_points: Points
 
 
+class SegmentPriceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment_id: uuid.UUID = Field(description="A segment ops published (GET /v1/segments/published on points).")
+    price_points: Points
+
+
 class OfferIn(BaseModel):
     """An offer as contracts.events.offers.OfferPayload has it, without partner_id, offer_id and revision."""
 
@@ -51,6 +59,12 @@ class OfferIn(BaseModel):
         max_length=MAX_TIER_PRICES,
         description="What a member at each of these tiers pays instead of price_points (GET /v1/tiers names them).",
     )
+    segment_prices: list[SegmentPriceIn] = Field(
+        default_factory=list,
+        max_length=MAX_TIER_PRICES,
+        description="What a member of each of these published segments pays; a member to whom several prices apply "
+        "pays the lowest.",
+    )
     tiers_only: list[TierCode] = Field(
         default_factory=list,
         max_length=MAX_TIER_PRICES,
@@ -58,10 +72,12 @@ class OfferIn(BaseModel):
     )
 
     def terms(self) -> OfferTerms:
-        fields = self.model_dump(exclude={"fulfilment_url", "tier_prices", "tiers_only"})
+        fields = self.model_dump(exclude={"fulfilment_url", "tier_prices", "tiers_only", "segment_prices"})
         url = str(self.fulfilment_url) if self.fulfilment_url is not None else None
         prices = tuple((price.tier, price.price_points) for price in self.tier_prices)
-        return OfferTerms(**fields, fulfilment_url=url, tier_prices=prices, tiers_only=tuple(self.tiers_only))
+        by_segment = tuple((str(price.segment_id), price.price_points) for price in self.segment_prices)
+        return OfferTerms(**fields, fulfilment_url=url, tier_prices=prices, tiers_only=tuple(self.tiers_only),
+                          segment_prices=by_segment)  # fmt: skip
 
 
 class OfferOut(BaseModel):
@@ -78,6 +94,7 @@ class OfferOut(BaseModel):
     valid_until: datetime
     fulfilment_url: str | None
     tier_prices: list[TierPriceIn]
+    segment_prices: list[SegmentPriceIn]
     tiers_only: list[str]
     withdrawn_at: datetime | None
     updated_at: datetime
@@ -99,6 +116,10 @@ class OfferOut(BaseModel):
             valid_until=terms.valid_until,
             fulfilment_url=terms.fulfilment_url,
             tier_prices=[TierPriceIn(tier=tier, price_points=points) for tier, points in terms.tier_prices],
+            segment_prices=[
+                SegmentPriceIn(segment_id=uuid.UUID(segment), price_points=points)
+                for segment, points in terms.segment_prices
+            ],
             tiers_only=list(terms.tiers_only),
             withdrawn_at=offer.withdrawn_at,
             updated_at=offer.updated_at,

@@ -14,6 +14,7 @@ from contracts.events.offers import (
     OfferPublished,
     OfferWithdrawn,
     OfferWithdrawnPayload,
+    SegmentPrice,
     TierPrice,
 )
 from partners.domain.errors import PartnersError
@@ -47,6 +48,8 @@ class OfferTerms:
     """(tier, price in points) sorted by tier: what a member at that tier pays instead of price_points."""
     tiers_only: tuple[str, ...] = ()
     """Sorted; only members at one of these tiers may order the offer (empty: everyone)."""
+    segment_prices: tuple[tuple[str, int], ...] = ()
+    """(segment id, price in points) sorted by segment: what a member of that published segment pays, if lower."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ def _payload(partner_id: str, offer_id: str, revision: int, terms: OfferTerms) -
             fulfilment_url=terms.fulfilment_url,  # pydantic parses the string
             tier_prices=[TierPrice(tier=tier, price_points=points) for tier, points in terms.tier_prices],
             tiers_only=list(terms.tiers_only),
+            segment_prices=[
+                SegmentPrice(segment_id=segment, price_points=points) for segment, points in terms.segment_prices
+            ],
         )
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
@@ -173,6 +179,7 @@ def _terms_of(payload: OfferPayload) -> OfferTerms:
         fulfilment_url=str(payload.fulfilment_url) if payload.fulfilment_url is not None else None,
         tier_prices=tuple(sorted((p.tier, p.price_points) for p in payload.tier_prices)),
         tiers_only=tuple(sorted(payload.tiers_only)),
+        segment_prices=tuple(sorted((str(p.segment_id), p.price_points) for p in payload.segment_prices)),
     )
 
 

@@ -159,6 +159,19 @@ def packet_of(row: asyncpg.Record) -> Packet:
     )  # fmt: skip
 
 
+# A member's contacts who are members, as the ledger knows them: gifts both ways and invitations both ways.
+FRIEND_CIRCLE = """
+SELECT member_id FROM (
+    SELECT recipient AS member_id, given_at AS at FROM gifts WHERE sender = $1
+    UNION ALL SELECT sender, given_at FROM gifts WHERE recipient = $1
+    UNION ALL SELECT referee, created_at FROM referrals WHERE referrer = $1
+    UNION ALL SELECT referrer, created_at FROM referrals WHERE referee = $1
+) contacts
+WHERE member_id <> $1
+GROUP BY member_id ORDER BY max(at) DESC, member_id LIMIT $2
+"""
+
+
 class PacketsSql:
     """The statements on red packets, run on the caller's connection (inside its transaction)."""
 
@@ -195,6 +208,10 @@ class PacketsSql:
             request_sha256, p.created_at, p.expires_at,
         )  # fmt: skip
         await self.conn.execute(INSERT_SHARES, p.packet_id, list(range(1, len(shares) + 1)), list(shares))
+
+    async def friend_circle(self, member_id: uuid.UUID, most: int) -> list[uuid.UUID]:
+        """The members `member_id` gave gifts to or got gifts from, invited or was invited by; the latest first."""
+        return [row["member_id"] for row in await self.conn.fetch(FRIEND_CIRCLE, member_id, most)]
 
     async def add_friends(self, packet_id: uuid.UUID, member_ids: Sequence[uuid.UUID]) -> None:
         await self.conn.execute(INSERT_FRIENDS, packet_id, sorted(set(member_ids)))

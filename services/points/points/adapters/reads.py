@@ -73,10 +73,13 @@ SELECT account_id, kind, debits_posted, credits_posted, debits_pending, credits_
 FROM accounts WHERE account_id = ANY($1::text[])
 """
 
-# The three predicates are those of the partial indexes of migration 0009, term for term (else they go unused).
+# The three predicates are those of the partial indexes of migrations 0009 and 0014 (issued), term for term
+# (else they go unused). Issued: what reaches members from partners, the card, activity budgets, the programme
+# (tier bonuses) and red packets an activity's budget funded.
 ISSUED = """(credit_account LIKE 'member:%' OR credit_account LIKE 'unclaimed:%')
-  AND (debit_account LIKE 'partner:%:issued' OR debit_account = 'card:issued'
-       OR debit_account LIKE 'activity:%:budget')"""
+  AND (debit_account LIKE 'partner:%:issued' OR debit_account = 'card:issued' OR debit_account LIKE 'activity:%:budget'
+       OR debit_account = 'programme'
+       OR (debit_account LIKE 'packet:%' AND memo->>'issuer' LIKE 'activity:%:budget'))"""
 REDEEMED = "debit_account LIKE 'member:%' AND credit_account LIKE 'partner:%:redeemed'"
 EXPIRED = "credit_account = 'breakage'"
 

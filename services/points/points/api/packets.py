@@ -53,7 +53,8 @@ class AudienceIn(BaseModel):
 
     kind: Literal["segment", "friends", "link"] = Field(
         description="segment (ops only): the members of a segment, frozen now; friends (members only): the members "
-        f"listed in member_ids (at most {MAX_FRIENDS}); link: anyone with the link this answer gives once."
+        f"listed in member_ids (at most {MAX_FRIENDS}), or with none listed your friend circle (the members you gave "
+        "gifts to or got gifts from, invited or were invited by); link: anyone with the link this answer gives once."
     )
     segment_id: uuid.UUID | None = None
     member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10_000)

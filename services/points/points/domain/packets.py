@@ -21,8 +21,10 @@ The rules, in plain words:
   came from (the member's lots with their own expiry, or the activity's budget). The creator may close it
   earlier (ops close ops packets): the rest goes back at once.
 - **Audience.** `segment` (ops only): the members of a segment, frozen when the packet is created, as an
-  activity's targets are. `friends` (members only): up to 200 members the creator lists (its contacts who are
-  members), at least as many as the shares. `link`: anyone holding the link, an unguessable token
+  activity's targets are. `friends` (members only): the creator's friend circle, its contacts who are members:
+  up to 200 members it lists, or, when it lists none, the members it gave gifts to or received gifts from,
+  invited or was invited by (the 200 most recent), frozen at creation; at least as many as the shares.
+  `link`: anyone holding the link, an unguessable token
   (`secrets.token_urlsafe(24)`, 192 bits) of which only the SHA-256 is kept; it is shown once, to the creator.
   Nobody grabs its own packet.
 - **Grabs.** Each member grabs a packet at most once (asking again answers its first share). A packet is
@@ -161,16 +163,27 @@ def check_audience(audience: Audience, shares: int, *, by_ops: bool, creator: uu
     if kind is AudienceKind.LINK and (audience.segment_id is not None or audience.member_ids):
         raise PacketRuleError("a link packet is for anyone with the link: give no segment_id or member_ids")
     if kind is AudienceKind.FRIENDS:
-        friends = set(audience.member_ids)
-        if audience.segment_id is not None or not 1 <= len(friends) <= MAX_FRIENDS:
-            raise PacketRuleError(f"a friends packet lists 1 to {MAX_FRIENDS} member_ids (and no segment_id)")
-        if creator in friends:
-            raise PacketRuleError("you cannot send a red packet to yourself: leave your own id out of member_ids")
-        if len(friends) < shares:
+        if audience.segment_id is not None or len(set(audience.member_ids)) > MAX_FRIENDS:
             raise PacketRuleError(
-                f"{shares} shares for {len(friends)} friends: some shares could never be grabbed; "
+                f"a friends packet lists up to {MAX_FRIENDS} member_ids, or none for your friend circle (no segment_id)"
+            )
+        if creator in audience.member_ids:
+            raise PacketRuleError("you cannot send a red packet to yourself: leave your own id out of member_ids")
+        if audience.member_ids and len(set(audience.member_ids)) < shares:
+            raise PacketRuleError(
+                f"{shares} shares for {len(set(audience.member_ids))} friends: some shares could never be grabbed; "
                 "give as many shares as friends at most"
             )
+
+
+def check_circle(circle: int, shares: int) -> None:
+    """A packet for the creator's friend circle (no member_ids) needs a friend per share."""
+    if circle < shares:
+        raise PacketRuleError(
+            f"your friend circle (members you gave gifts to or got gifts from, invited or were invited by) has "
+            f"{circle} members, fewer than the {shares} shares: give fewer shares, list friends by member id, "
+            "or send it by link"
+        )
 
 
 def check_message(message: str) -> None:

@@ -229,8 +229,14 @@ async def _lock_funding(tx: Transaction, packet: Packet) -> Book:
 
 
 async def _freeze_audience(tx: Transaction, sql: PacketsSql, packet: Packet, audience: Audience, now: datetime) -> None:
-    """Friends must be members; a segment's members now are the packet's audience, at least one per share."""
-    if audience.kind is AudienceKind.FRIENDS:
+    """Friends must be members (none listed: the creator's friend circle); a segment's members now are the
+    packet's audience; at least one per share."""
+    if audience.kind is AudienceKind.FRIENDS and not audience.member_ids:
+        assert packet.creator_member is not None
+        circle = await sql.friend_circle(packet.creator_member, rules.MAX_FRIENDS)
+        rules.check_circle(len(circle), packet.shares)
+        await sql.add_friends(packet.packet_id, circle)
+    elif audience.kind is AudienceKind.FRIENDS:
         known = await tx.existing_members(audience.member_ids)
         unknown = sorted(str(m) for m in set(audience.member_ids) - known)
         if unknown:

@@ -22,8 +22,11 @@ _COLUMNS = """order_id, member_id, partner_id, offer_id, kind, quantity, unit_po
 
 OFFER_FOR_ORDER = """
 SELECT kind, price_points, withdrawn, valid_from, valid_until, fulfilment_url,
-       greatest(stock - units_reserved - units_sold, 0) AS available, tier_prices, tiers_only,
-       (SELECT tier FROM member_tiers WHERE member_id = $3) AS member_tier
+       greatest(stock - units_reserved - units_sold, 0) AS available, tier_prices, tiers_only, segment_prices,
+       (SELECT tier FROM member_tiers WHERE member_id = $3) AS member_tier,
+       ARRAY(SELECT c.segment_id FROM segment_publication_members m
+             JOIN segment_current c ON c.publication_id = m.publication_id
+             WHERE m.member_id = $3 ORDER BY c.segment_id) AS member_segments
 FROM catalog WHERE partner_id = $1 AND offer_id = $2
 """
 
@@ -126,11 +129,18 @@ class OrdersTransaction:
         return await inbox.claim(self.conn, topic, event_ids)
 
     async def offer(self, partner_id: str, offer_id: str, member_id: uuid.UUID) -> dict[str, Any] | None:
-        """The offer as an order needs it, with the member's tier (`member_tier`, None if never announced)."""
+        """The offer as an order needs it, with the member's tier (`member_tier`, None if never announced) and the
+        published segments it is in (`member_segments`)."""
         row = await self.conn.fetchrow(OFFER_FOR_ORDER, partner_id, offer_id, member_id)
         if row is None:
             return None
-        return {**dict(row), "tier_prices": json.loads(row["tier_prices"]), "tiers_only": tuple(row["tiers_only"])}
+        return {
+            **dict(row),
+            "tier_prices": json.loads(row["tier_prices"]),
+            "tiers_only": tuple(row["tiers_only"]),
+            "segment_prices": json.loads(row["segment_prices"]),
+            "member_segments": tuple(row["member_segments"]),
+        }
 
     async def insert(
         self, order: Order, idempotency_key: str, tier: str | None = None, base_unit_points: int | None = None

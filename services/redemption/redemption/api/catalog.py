@@ -31,6 +31,7 @@ class CatalogOffer(BaseModel):
     price_points: int = Field(description="What one unit costs you, in points: your tier's price if it has one.")
     base_price_points: int = Field(description="What one unit costs a member without a tier price.")
     tier_prices: dict[str, int] = Field(description="Prices for members at these tiers.")
+    segment_prices: dict[str, int] = Field(description="Prices for members of these published segments (by id).")
     tiers_only: list[str] = Field(description="Only members at one of these tiers see it; empty: every member.")
     stock: int = Field(description="Units the partner offers in total.")
     available: int = Field(description="Units left to redeem: stock minus units reserved and sold, at least 0.")
@@ -52,6 +53,7 @@ class CatalogOffer(BaseModel):
             price_points=e.unit_points,
             base_price_points=e.price_points,
             tier_prices=dict(e.tier_prices),
+            segment_prices=dict(e.segment_prices),
             tiers_only=list(e.tiers_only),
             stock=e.stock,
             available=e.available,
@@ -73,7 +75,7 @@ UNAUTHORISED = {401: {"description": "No valid bearer token."}}
 async def reader_of(catalog: CatalogStore, caller: Principal) -> Reader:
     """A member reads at its tier; ops and partner staff read every offer at its price for everyone."""
     if caller.role is Role.MEMBER:
-        return Reader(tier=await catalog.member_tier(uuid.UUID(caller.subject)))
+        return await catalog.reader(uuid.UUID(caller.subject))
     return EVERYTHING
 
 

@@ -41,6 +41,8 @@ class PublishedOffer:
     """What a member at each of these tiers pays for a unit instead of price_points."""
     tiers_only: tuple[str, ...] = ()
     """Only members at one of these tiers see and order it; empty: everyone (domain/prices.py)."""
+    segment_prices: Mapping[str, int] = field(default_factory=dict)
+    """What a member of each of these published segments (by id) pays for a unit, if lower than its other prices."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ class CatalogEntry:
     """Where orders are fulfilled; for the programme, never shown to members."""
     tier_prices: Mapping[str, int] = field(default_factory=dict)
     tiers_only: tuple[str, ...] = ()
+    segment_prices: Mapping[str, int] = field(default_factory=dict)
     unit_points: int = 0
     """What one unit costs the reader (domain/prices.py); the catalog is ordered by it."""
 

@@ -1,7 +1,10 @@
 """Member prices ("one customer, one price"): what one unit of an offer costs the member who looks at it.
 
 - An offer has a price for everyone (`price_points`) and may have prices for members of some tiers
-  (`tier_prices`); a member at one of those tiers pays its tier's price, any other member the price for everyone.
+  (`tier_prices`) and of some published segments (`segment_prices`). A member pays the lowest of the prices that
+  apply to it (its tier's, its segments'); a member to whom none applies pays the price for everyone.
+- A member is in a segment when the segment's latest complete publication (SegmentMembersListed, all its parts)
+  lists it; ops publish a segment again to bring its members up to date.
 - An offer may be open to some tiers only (`tiers_only`): other members neither see it nor may order it.
 - A member's tier is the one the points service announced last (TierChanged, by `changed_at`); a member it
   never announced has no tier, and pays the price for everyone.
@@ -20,10 +23,11 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class Reader:
-    """Who reads the catalog: a member at a tier (None: no tier), or ops (`everything`)."""
+    """Who reads the catalog: a member at a tier (None: no tier) in some segments, or ops (`everything`)."""
 
     tier: str | None = None
     everything: bool = False
+    segments: tuple[uuid.UUID, ...] = ()
 
 
 EVERYTHING = Reader(everything=True)
@@ -39,11 +43,18 @@ class PriceChangedError(Exception):
         self.now = now
 
 
-def unit_price(price_points: int, tier_prices: Mapping[str, int], tier: str | None) -> int:
-    """What one unit costs a member at `tier`."""
-    if tier is None:
-        return price_points
-    return tier_prices.get(tier, price_points)
+def unit_price(
+    price_points: int,
+    tier_prices: Mapping[str, int],
+    tier: str | None,
+    segment_prices: Mapping[str, int] | None = None,
+    segments: Iterable[uuid.UUID] = (),
+) -> int:
+    """What one unit costs a member at `tier` in `segments`: the lowest price that applies, else price_points."""
+    applying = [tier_prices[tier]] if tier is not None and tier in tier_prices else []
+    prices = segment_prices or {}
+    applying += [prices[str(s)] for s in segments if str(s) in prices]
+    return min(applying, default=price_points)
 
 
 def open_to(tiers_only: Sequence[str], reader: Reader) -> bool:
@@ -51,9 +62,15 @@ def open_to(tiers_only: Sequence[str], reader: Reader) -> bool:
     return reader.everything or not tiers_only or reader.tier in tiers_only
 
 
-def charge(price_points: int, tier_prices: Mapping[str, int], tier: str | None, expected: int | None) -> int:
+def charge(
+    price_points: int,
+    tier_prices: Mapping[str, int],
+    reader: Reader,
+    expected: int | None,
+    segment_prices: Mapping[str, int] | None = None,
+) -> int:
     """The unit price an order is placed at; raises PriceChangedError if the member expected another one."""
-    price = unit_price(price_points, tier_prices, tier)
+    price = unit_price(price_points, tier_prices, reader.tier, segment_prices, reader.segments)
     if expected is not None and expected != price:
         raise PriceChangedError(expected, price)
     return price
@@ -77,3 +94,16 @@ def latest_per_member(news: Iterable[TierNews]) -> list[TierNews]:
         if seen is None or item.changed_at > seen.changed_at:
             latest[item.member_id] = item
     return [latest[member] for member in sorted(latest)]
+
+
+@dataclass(frozen=True)
+class SegmentPart:
+    """A part of a segment's publication, as one SegmentMembersListed event carried it."""
+
+    event_id: uuid.UUID
+    segment_id: uuid.UUID
+    publication_id: uuid.UUID
+    as_of: datetime
+    part: int
+    parts: int
+    member_ids: tuple[uuid.UUID, ...]

@@ -54,6 +54,7 @@ def to_change(event: Event, urls: UrlPolicy) -> OfferChange:
                 published_at=event.occurred_at,
                 tier_prices={price.tier: price.price_points for price in p.tier_prices},
                 tiers_only=tuple(p.tiers_only),
+                segment_prices={str(price.segment_id): price.price_points for price in p.segment_prices},
             )
         )
     if isinstance(event, OfferWithdrawn):

@@ -146,7 +146,9 @@ async def place_order(
             return existing, False
         offer = await tx.offer(partner_id, offer_id, member_id)
         tier = _orderable(offer, partner_id, offer_id, quantity, now)
-        unit_points = prices.charge(offer["price_points"], offer["tier_prices"], tier, expected_unit_points)
+        reader = prices.Reader(tier, segments=offer["member_segments"])
+        unit_points = prices.charge(offer["price_points"], offer["tier_prices"], reader, expected_unit_points,
+                                    offer["segment_prices"])  # fmt: skip
         order = Order(
             uuid.uuid4(), member_id, partner_id, offer_id, offer["kind"], quantity, unit_points,
             hold_expires_at=now + saga.hold_ttl, fulfilment_deadline=now + saga.fulfilment_timeout,

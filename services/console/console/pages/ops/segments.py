@@ -8,6 +8,7 @@ swaps in just the rows, and posts the rules to the preview as they change.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Mapping
@@ -16,11 +17,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from babel import numbers
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
-from console.clients.base import ApiError
+from console.clients.base import ApiError, Json
+from console.clients.services import PointsApi
 from console.rendering import gettext
 from console.web import OpsSession, Partners, Points, console_of, redirect
 
@@ -180,6 +182,15 @@ KINDS = "spend|partners_used|card_usage|last_activity|inactive|members|tier"
 WHERE = re.compile(rf"rules\.all\.(\d+)(?:\.(?:{KINDS}))?(\.)?")
 
 
+async def latest_publication(points: PointsApi, segment_id: str) -> Json | None:
+    """The segment's latest publication for member prices; None if it has none (or points cannot say now)."""
+    try:
+        published = await points.published_segments()
+    except ApiError:
+        return None
+    return next((p for p in published.get("items") or [] if p["segment_id"] == segment_id), None)
+
+
 def readable(detail: str) -> str:
     """The service's reason, with `rules.all.0.spend.` read as "condition 1, "."""
 
@@ -272,10 +283,19 @@ def router() -> APIRouter:
     async def segment_detail(
         request: Request, segment_id: uuid.UUID, session: OpsSession, points: Points
     ) -> HTMLResponse:
-        segment = await points.segment(str(segment_id))
-        size = await points.preview_segment({"segment_id": str(segment_id)})
+        segment, size, latest = await asyncio.gather(
+            points.segment(str(segment_id)), points.preview_segment({"segment_id": str(segment_id)}),
+            latest_publication(points, str(segment_id)),
+        )  # fmt: skip
         return console_of(request).pages.render(
-            request, "ops/segments_detail.html", segment=segment, conditions=rows_of(segment["rules"]), preview=size
-        )
+            request, "ops/segments_detail.html", segment=segment, conditions=rows_of(segment["rules"]), preview=size,
+            publication=latest,
+        )  # fmt: skip
+
+    @api.post("/segments/{segment_id}/publish", response_model=None)
+    async def publish_segment(request: Request, segment_id: uuid.UUID, session: OpsSession, points: Points) -> Response:
+        made = await points.publish_segment(str(segment_id))
+        done = gettext("Published: %(members)s members, for partners' segment prices.")
+        return redirect(request, f"/ops/segments/{segment_id}", done % {"members": made["members"]})
 
     return api

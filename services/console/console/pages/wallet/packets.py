@@ -65,7 +65,7 @@ def link_of(request: Request, token: str) -> str:
 class PacketForm:
     points: str = ""
     shares: str = ""
-    audience: str = "friends"
+    audience: str = "circle"
     friends: str = ""
     duration: str = str(24 * 60)
     message: str = ""
@@ -96,7 +96,9 @@ def packet_body(form: PacketForm) -> Json | None:
     if form.duration not in {str(m) for m in DURATIONS}:
         form.errors["duration"] = gettext("Choose how long it stays open.")
     audience: Json = {"kind": "link"}
-    if form.audience == "friends":
+    if form.audience == "circle":  # the friends the ledger knows: gifts and invitations, either way
+        audience = {"kind": "friends"}
+    elif form.audience == "friends":
         friends, wrong = friend_ids(form.friends)
         if wrong or not 1 <= len(friends) <= MAX_FRIENDS:
             form.errors["friends"] = gettext(
@@ -159,7 +161,7 @@ def router() -> APIRouter:
     async def create(
         request: Request, session: MemberSession, points: Points,
         amount: Annotated[str, Form(alias="points", max_length=16)], shares: Annotated[str, Form(max_length=8)],
-        packet_id: Annotated[str, Form(max_length=64)], audience: Annotated[str, Form(max_length=16)] = "friends",
+        packet_id: Annotated[str, Form(max_length=64)], audience: Annotated[str, Form(max_length=16)] = "circle",
         friends: Annotated[str, Form(max_length=10_000)] = "", duration: Annotated[str, Form(max_length=8)] = "",
         message: Annotated[str, Form(max_length=80)] = "",
     ) -> Response:  # fmt: skip
