@@ -93,7 +93,7 @@ def segment_price(
     published = client.post(f"{demo.POINTS}/v1/ops/segments/{segment}/publications", headers=demo.OPS)
     if published.status_code != 201:
         demo.fail(published, "publishing the segment")
-    print(f"    'SkyMall newcomers' published: {published.json()['members']} member (its ids, never its rules)")
+    print(f"    'SkyMall newcomers' published: {published.json()['members']} member, listed for the catalog")
     priced = {**voucher, "segment_prices": [{"segment_id": segment, "price_points": 4_800}]}
     answer = mall.send("PUT", f"/offers/{OFFER}", priced)
     if answer.status_code not in (200, 201):
