@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,6 +74,53 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Wiring:
+    """What the parts of the service share: its shell, settings, stores, clocks and the jobs routes also run."""
+
+    shell: ServiceShell
+    settings: Settings
+    writer: LedgerEventWriter
+    tiers_now: Callable[[], datetime]
+    packet_events: PacketEvents
+    messaging: Messaging
+    shares_drawn_by: secrets.SystemRandom = field(default_factory=secrets.SystemRandom)
+
+    def store(self) -> PointsStore:
+        return PointsStore(self.shell.pool)
+
+    def messages_store(self) -> MessagesStore:
+        return MessagesStore(self.shell.pool)
+
+    def attribution_store(self) -> AttributionStore:
+        return AttributionStore(self.shell.pool)
+
+    def segment_store(self) -> SegmentStore:
+        return SegmentStore(self.shell.pool)
+
+    def red_packets(self) -> Packets:
+        return Packets(self.store(), self.writer, self.packet_events, self.shares_drawn_by,
+                       self.settings.lot_validity, self.settings.gift_daily_limit)  # fmt: skip
+
+    @property
+    def segment_members_topic(self) -> str:
+        return SEGMENT_MEMBERS.qualified(self.settings.kafka_topic_prefix)
+
+    async def expire_now(self, requested_by: str = SCHEDULER) -> ExpiryOutcome:
+        return await expire_and_record(self.store(), self.writer, requested_by, utc_now)
+
+    async def review_tiers(self, requested_by: str = SCHEDULER) -> ReviewOutcome:
+        zone = self.settings.programme_zone
+        outcome = await run_tier_reviews(self.store(), self.writer.tiers_topic, zone, self.tiers_now())
+        if outcome.reviewed or outcome.upgraded or requested_by != SCHEDULER:
+            log.info("tiers reviewed", extra={"requested_by": requested_by, **vars(outcome)})
+        return outcome
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def build(
     settings: Settings | None = None,
     *,
@@ -89,187 +137,125 @@ def build(
         description="Members, earn rules and the points ledger.",
         tracer_provider=tracer_provider,
     )
-
-    def store() -> PointsStore:
-        return PointsStore(shell.pool)
-
-    writer = LedgerEventWriter(settings.kafka_topic_prefix)
-    consumers.register(shell, settings, CardRatesCache(store), writer)
-
-    # Declared for the AsyncAPI document; the outbox relay sends.
-    shell.broker.publisher(
-        writer.topic,
-        title="ledger events",
-        description=LEDGER_EVENTS.description,
-        schema=PointsCredited | PointsDebited,
-    )
-    shell.broker.publisher(
-        writer.transfers_topic,
-        title="ledger transfers",
-        description=LEDGER_TRANSFERS.description,
-        schema=TransferPosted,
-    )
-    shell.broker.publisher(
-        HOLD_RESULTS.qualified(settings.kafka_topic_prefix),
-        title="hold results",
-        description=HOLD_RESULTS.description,
-        schema=PointsHeld | HoldRejected | HoldCaptured | HoldReleased | HoldCaptureRefused,
-    )
-    packet_events = PacketEvents(settings.kafka_topic_prefix)
-    shell.broker.publisher(
-        packet_events.topic,
-        title="red packets",
-        description=RED_PACKETS.description,
-        schema=RedPacketCreated | RedPacketGrabbed | RedPacketReturned,
-    )
-
-    shell.broker.publisher(
-        earnings_topic(settings.kafka_topic_prefix),
-        title="daily earnings",
-        description=DAILY_EARNINGS.description,
-        schema=DailyEarningsSummarised,
-    )
-    shell.broker.publisher(
-        writer.tiers_topic, title="member tiers", description=MEMBER_TIERS.description, schema=TierChanged
-    )
-
-    shell.add_outbox_relay()
-
-    def utc_now() -> datetime:
-        return datetime.now(UTC)
-
-    async def expire_now(requested_by: str = SCHEDULER) -> ExpiryOutcome:
-        return await expire_and_record(store(), writer, requested_by, utc_now)
-
-    async def expiry_schedule() -> None:
-        while True:
-            outcome = await expire_now()
-            if outcome.lots:
-                log.info("lots expired", extra={"lots": outcome.lots, "points": outcome.points})
-            await asyncio.sleep(settings.expiry_interval_seconds)
-
-    shell.add_background("expiry", expiry_schedule)
-
-    async def hold_expiry_schedule() -> None:
-        while True:
-            released = await expire_holds(store(), writer, settings.kafka_topic_prefix, datetime.now(UTC))
-            if released:
-                log.info("expired holds released", extra={"holds": released})
-            await asyncio.sleep(settings.hold_expiry_interval_seconds)
-
-    shell.add_background("hold expiry", hold_expiry_schedule)
-
-    async def daily_summaries() -> None:
-        topic = earnings_topic(settings.kafka_topic_prefix)
-        while True:
-            await summarise_finished_days(store(), topic, settings.programme_zone, utc_now)
-            await asyncio.sleep(settings.daily_summary_interval_seconds)
-
-    shell.add_background("daily summaries", daily_summaries)
-
-    shares_drawn_by = secrets.SystemRandom()
-
-    def red_packets() -> Packets:
-        return Packets(store(), writer, packet_events, shares_drawn_by, settings.lot_validity,
-                       settings.gift_daily_limit)  # fmt: skip
-
-    async def red_packet_returns() -> None:
-        while True:
-            settled = await return_due(red_packets(), utc_now())
-            if settled:
-                log.info("red packets past their deadline settled", extra={"packets": settled})
-            await asyncio.sleep(settings.red_packet_interval_seconds)
-
-    shell.add_background("red packet returns", red_packet_returns)
-
-    tiers_now = tier_clock or utc_now
-
-    async def review_tiers(requested_by: str = SCHEDULER) -> ReviewOutcome:
-        outcome = await run_tier_reviews(store(), writer.tiers_topic, settings.programme_zone, tiers_now())
-        if outcome.reviewed or outcome.upgraded or requested_by != SCHEDULER:
-            log.info("tiers reviewed", extra={"requested_by": requested_by, **vars(outcome)})
-        return outcome
-
-    async def tier_review_schedule() -> None:
-        while True:
-            await review_tiers()
-            await asyncio.sleep(settings.tier_review_interval_seconds)
-
-    shell.add_background("tier reviews", tier_review_schedule)
-
-    # Targeted messages (one MemberMessaged per targeted member of a live activity) and share links.
-    messaging = Messaging(MEMBER_MESSAGES.qualified(settings.kafka_topic_prefix), settings.message_default_channel,
+    prefix = settings.kafka_topic_prefix
+    messaging = Messaging(MEMBER_MESSAGES.qualified(prefix), settings.message_default_channel,
                           settings.console_url, settings.message_chunk_size)  # fmt: skip
-    shell.broker.publisher(
-        messaging.topic, title="member messages", description=MEMBER_MESSAGES.description, schema=MemberMessaged
-    )
-
-    def messages_store() -> MessagesStore:
-        return MessagesStore(shell.pool)
-
-    def attribution_store() -> AttributionStore:
-        return AttributionStore(shell.pool)
-
-    shell.add_background(
-        "member messages",
-        lambda: messaging_job(messages_store, attribution_store, messaging, settings.message_interval_seconds, utc_now),
-    )
-
-    authority = TokenAuthority(settings.jwt_secret)
-    authenticate = principal_dependency(lambda: authority)
-    shell.app.include_router(
-        members.router(store, writer, authenticate, settings.gift_daily_limit, settings.link_code_max_wrong_attempts)
-    )
-    members.install(shell.app)
-    shell.app.include_router(ops.router(store, expire_now, authenticate, settings.link_code_ttl, utc_now))
-    shell.app.include_router(events.router(store, authenticate))
-    shell.app.include_router(segments.router(lambda: SegmentStore(shell.pool), authenticate))
-    segment_members = SEGMENT_MEMBERS.qualified(settings.kafka_topic_prefix)
-    shell.broker.publisher(segment_members, title="segment members", description=SEGMENT_MEMBERS.description,
-                           schema=SegmentMembersListed)  # fmt: skip
-    shell.app.include_router(
-        segment_publications.router(
-            lambda: SegmentStore(shell.pool), lambda: PublicationStore(shell.pool), authenticate, segment_members
-        )
-    )
-    shell.app.include_router(reports.router(lambda: SegmentStore(shell.pool), authenticate))
-    shell.map_errors(segments.ERRORS | reports.ERRORS)
-    shell.app.include_router(activities.router(store, writer, authenticate, settings.lot_validity, utc_now))
-    shell.app.include_router(
-        earnings.router(store, authenticate, utc_now, settings.programme_zone, settings.programme_name,
-                        settings.kafka_topic_prefix)
-    )  # fmt: skip
-    earnings.install(shell.app)
-    shell.app.include_router(packets.router(red_packets, authenticate, utc_now))
-    shell.map_errors(packets.ERRORS)
-    shell.app.include_router(tiers.router(store, authenticate, settings.programme_zone, tiers_now, review_tiers))
-    shell.map_errors(tiers.ERRORS)
-    shell.app.include_router(
-        attribution_api.router(attribution_store, authenticate, lambda: authority, utc_now, settings.programme_zone,
-                               settings.console_url, settings.share_link_opens_per_minute)
-    )  # fmt: skip
-    shell.app.include_router(
-        messages_api.router(messages_store, authenticate, settings.messaging_callback_key_id,
-                            settings.messaging_callback_secret, utc_now)
-    )  # fmt: skip
-    shell.map_errors(attribution_api.ERRORS | messages_api.ERRORS)
-    shell.map_errors(
-        {
-            MemberNotFoundError: status.HTTP_404_NOT_FOUND,
-            IdentifierTakenError: status.HTTP_409_CONFLICT,
-            IdentifierNotLinkedError: status.HTTP_404_NOT_FOUND,
-            BadCursorError: status.HTTP_400_BAD_REQUEST,
-            UnprocessableEventError: status.HTTP_422_UNPROCESSABLE_CONTENT,
-            GiftRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
-            GiftIdReusedError: status.HTTP_409_CONFLICT,
-            ActivityNotFoundError: status.HTTP_404_NOT_FOUND,
-            LifecycleError: status.HTTP_409_CONFLICT,
-            ActivityRuleError: status.HTTP_422_UNPROCESSABLE_CONTENT,
-            ClaimRefusedError: status.HTTP_409_CONFLICT,
-            ReferralRefusedError: status.HTTP_409_CONFLICT,
-        }
-    )
+    wiring = Wiring(shell, settings, LedgerEventWriter(prefix), tier_clock or utc_now, PacketEvents(prefix), messaging)
+    consumers.register(shell, settings, CardRatesCache(wiring.store), wiring.writer)
+    declare_publishers(wiring)
+    shell.add_outbox_relay()
+    schedule_jobs(wiring)
+    add_routes(wiring)
     return shell
+
+
+def declare_publishers(w: Wiring) -> None:
+    """For the AsyncAPI document: every topic the service writes to (the outbox relay sends)."""
+    prefix = w.settings.kafka_topic_prefix
+    declared = [
+        (w.writer.topic, "ledger events", LEDGER_EVENTS.description, PointsCredited | PointsDebited),
+        (w.writer.transfers_topic, "ledger transfers", LEDGER_TRANSFERS.description, TransferPosted),
+        (HOLD_RESULTS.qualified(prefix), "hold results", HOLD_RESULTS.description,
+         PointsHeld | HoldRejected | HoldCaptured | HoldReleased | HoldCaptureRefused),
+        (w.packet_events.topic, "red packets", RED_PACKETS.description,
+         RedPacketCreated | RedPacketGrabbed | RedPacketReturned),
+        (earnings_topic(prefix), "daily earnings", DAILY_EARNINGS.description, DailyEarningsSummarised),
+        (w.writer.tiers_topic, "member tiers", MEMBER_TIERS.description, TierChanged),
+        (w.messaging.topic, "member messages", MEMBER_MESSAGES.description, MemberMessaged),
+        (w.segment_members_topic, "segment members", SEGMENT_MEMBERS.description, SegmentMembersListed),
+    ]  # fmt: skip
+    for topic, title, description, schema in declared:
+        w.shell.broker.publisher(topic, title=title, description=description, schema=schema)
+
+
+def every(seconds: float, step: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """A background task that runs `step`, then waits `seconds`, for as long as the service runs."""
+
+    async def loop() -> None:
+        while True:
+            await step()
+            await asyncio.sleep(seconds)
+
+    return loop
+
+
+def schedule_jobs(w: Wiring) -> None:
+    """Expiry of lots and holds, daily summaries, red packet returns, tier reviews and targeted messages."""
+    s = w.settings
+
+    async def expire_lots() -> None:
+        outcome = await w.expire_now()
+        if outcome.lots:
+            log.info("lots expired", extra={"lots": outcome.lots, "points": outcome.points})
+
+    async def release_holds() -> None:
+        released = await expire_holds(w.store(), w.writer, s.kafka_topic_prefix, utc_now())
+        if released:
+            log.info("expired holds released", extra={"holds": released})
+
+    async def summarise_days() -> None:
+        await summarise_finished_days(w.store(), earnings_topic(s.kafka_topic_prefix), s.programme_zone, utc_now)
+
+    async def return_packets() -> None:
+        settled = await return_due(w.red_packets(), utc_now())
+        if settled:
+            log.info("red packets past their deadline settled", extra={"packets": settled})
+
+    add = w.shell.add_background
+    add("expiry", every(s.expiry_interval_seconds, expire_lots))
+    add("hold expiry", every(s.hold_expiry_interval_seconds, release_holds))
+    add("daily summaries", every(s.daily_summary_interval_seconds, summarise_days))
+    add("red packet returns", every(s.red_packet_interval_seconds, return_packets))
+    add("tier reviews", every(s.tier_review_interval_seconds, w.review_tiers))
+    add("member messages", lambda: messaging_job(w.messages_store, w.attribution_store, w.messaging,
+                                                 s.message_interval_seconds, utc_now))  # fmt: skip
+
+
+def add_routes(w: Wiring) -> None:
+    """Every router, each with what it needs; the errors of the domain as statuses."""
+    s, app, store = w.settings, w.shell.app, w.store
+    authority = TokenAuthority(s.jwt_secret)
+    authenticate = principal_dependency(lambda: authority)
+    app.include_router(
+        members.router(store, w.writer, authenticate, s.gift_daily_limit, s.link_code_max_wrong_attempts)
+    )
+    members.install(app)
+    app.include_router(ops.router(store, w.expire_now, authenticate, s.link_code_ttl, utc_now))
+    app.include_router(events.router(store, authenticate))
+    app.include_router(segments.router(w.segment_store, authenticate))
+    app.include_router(segment_publications.router(w.segment_store, lambda: PublicationStore(w.shell.pool),
+                                                   authenticate, w.segment_members_topic))  # fmt: skip
+    app.include_router(reports.router(w.segment_store, authenticate))
+    app.include_router(activities.router(store, w.writer, authenticate, s.lot_validity, utc_now))
+    app.include_router(earnings.router(store, authenticate, utc_now, s.programme_zone, s.programme_name,
+                                       s.kafka_topic_prefix))  # fmt: skip
+    earnings.install(app)
+    app.include_router(packets.router(w.red_packets, authenticate, utc_now))
+    app.include_router(tiers.router(store, authenticate, s.programme_zone, w.tiers_now, w.review_tiers))
+    opens = s.share_link_opens_per_minute
+    app.include_router(attribution_api.router(w.attribution_store, authenticate, lambda: authority, utc_now,
+                                              s.programme_zone, s.console_url, opens))  # fmt: skip
+    app.include_router(messages_api.router(w.messages_store, authenticate, s.messaging_callback_key_id,
+                                           s.messaging_callback_secret, utc_now))  # fmt: skip
+    w.shell.map_errors(segments.ERRORS | reports.ERRORS | packets.ERRORS | tiers.ERRORS | attribution_api.ERRORS
+                       | messages_api.ERRORS | ERRORS)  # fmt: skip
+
+
+ERRORS: dict[type[Exception], int] = {
+    MemberNotFoundError: status.HTTP_404_NOT_FOUND,
+    IdentifierTakenError: status.HTTP_409_CONFLICT,
+    IdentifierNotLinkedError: status.HTTP_404_NOT_FOUND,
+    BadCursorError: status.HTTP_400_BAD_REQUEST,
+    UnprocessableEventError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    GiftRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    GiftIdReusedError: status.HTTP_409_CONFLICT,
+    ActivityNotFoundError: status.HTTP_404_NOT_FOUND,
+    LifecycleError: status.HTTP_409_CONFLICT,
+    ActivityRuleError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    ClaimRefusedError: status.HTTP_409_CONFLICT,
+    ReferralRefusedError: status.HTTP_409_CONFLICT,
+}
+"""The points service's own errors; each router module brings its own beside them."""
 
 
 def create_app() -> FastAPI:
