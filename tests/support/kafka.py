@@ -39,9 +39,9 @@ async def caught_up(kafka: str, group: str, topic: str) -> bool:
         committed = await admin.list_consumer_group_offsets(group)
         if not any(tp.topic == topic for tp in committed):
             return False
-        await consumer.topics()  # loads the metadata of every topic
-        known = consumer.partitions_for_topic(topic)
-        if not known:  # no metadata yet: not caught up (an empty list would make every partition "done")
+        [described] = await admin.describe_topics([topic])
+        known = [p["partition"] for p in described["partitions"]]
+        if described["error_code"] or not known:  # not there yet: not caught up (no partitions would all be "done")
             return False
         partitions = [TopicPartition(topic, p) for p in known]
         ends = await consumer.end_offsets(partitions)
