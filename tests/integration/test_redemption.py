@@ -293,8 +293,8 @@ async def test_a_refused_capture_ends_payment_failed_returns_the_stock_and_shows
         assert await stock(dsn, "voucher") == (0, 1), "the refused order's unit is back on sale"
         listed = (await api.get(f"/v1/orders?member_id={member}", headers=OPS)).json()["items"]
         assert {o["order_id"]: o["voucher_code"] for o in listed}[refused["order_id"]] is None
-
-    events = await read_all(infra.kafka, REDEMPTION_ORDERS.qualified(topic_prefix), expected=4)
+        # While the service runs: its outbox relay publishes the order events after their transaction commits.
+        events = await read_all(infra.kafka, REDEMPTION_ORDERS.qualified(topic_prefix), expected=4)
     payment_failed = [json.loads(r.value) for r in events if json.loads(r.value)["type"] == "OrderPaymentFailed"]
     assert [(e["payload"]["order_id"], e["payload"]["reason"], e["payload"]["delivered"]) for e in payment_failed] == [
         (refused["order_id"], "hold_expired", False)
