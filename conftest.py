@@ -13,6 +13,7 @@ import pytest
 from contracts.topics import ALL_TOPICS
 from loyalty_runtime import db
 from loyalty_runtime.kafka import ensure_topics
+from tests.support.kafka import delete_topics
 
 SERVICE_MIGRATIONS = {
     name: Path(__file__).resolve().parent / "services" / name / "migrations"
@@ -38,19 +39,6 @@ def infra() -> Infra:
     if not kafka or not admin:
         pytest.fail("integration tests need Kafka and PostgreSQL: run them with `make test`, which starts both")
     return Infra(kafka=kafka, admin_dsn=admin, run_id=uuid.uuid4().hex[:8])
-
-
-async def delete_topics(kafka: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from loyalty_runtime.auth import Role
 from loyalty_runtime.kafka import ensure_topics
 from points.handlers.verify import verify_ledger
 from tests.support.holds import capture, hold
+from tests.support.kafka import delete_topics
 from tests.support.ledger import AUTHORITY, OPS, balance, link, member_headers, new_member, now, publish, purchase
 from tests.support.services import http, points_service, running
 from tests.support.waiting import eventually
@@ -140,21 +141,8 @@ async def programme(infra, _templates) -> AsyncIterator[Programme]:
         async with running(points_service(infra.kafka, dsn, prefix)) as shell, http(shell) as api:
             yield await _set_up(api, dsn, infra.kafka, prefix)
     finally:
-        await _delete_topics(infra.kafka, prefix)
+        await delete_topics(infra.kafka, prefix)
         await db.drop_database(infra.admin_dsn, name)
-
-
-async def _delete_topics(kafka: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
 
 
 async def _ok(api: httpx.AsyncClient, path: str, headers: dict[str, str], **params: object) -> dict:

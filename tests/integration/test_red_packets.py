@@ -17,7 +17,6 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import ALL_TOPICS, PARTNER_PURCHASES, RED_PACKETS
 from loyalty_runtime import db
@@ -27,6 +26,7 @@ from points.domain.packets import Audience, AudienceKind, PacketExhaustedError, 
 from points.handlers import packets as handle
 from points.handlers.ledger_events import LedgerEventWriter
 from points.handlers.verify import verify_ledger
+from tests.support.kafka import delete_topics
 from tests.support.ledger import OPS, balance, link, member_headers, new_member, publish, purchase
 from tests.support.services import http, points_service, running
 from tests.support.waiting import eventually
@@ -59,17 +59,6 @@ async def points(infra, _templates) -> AsyncIterator[Service]:
     finally:
         await delete_topics(infra.kafka, prefix)
         await db.drop_database(infra.admin_dsn, name)
-
-
-async def delete_topics(kafka: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
 
 
 def handlers(shell, prefix: str) -> handle.Packets:

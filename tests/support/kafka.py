@@ -51,5 +51,19 @@ async def caught_up(kafka: str, group: str, topic: str) -> bool:
         await admin.close()
 
 
+async def delete_topics(kafka: str, prefix: str) -> None:
+    """Delete every topic of a test's namespace (a broker holding thousands of partitions runs out of files)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
 def headers_of(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers}

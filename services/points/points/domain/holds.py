@@ -9,9 +9,11 @@ minus pending) can never go below zero, so concurrent holds cannot overspend.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from points.domain.ledger import Book, InsufficientPointsError, LedgerError, Transfer, transfer_id
 
@@ -81,26 +83,45 @@ def gift(
     The sender's lots that expire first go first. Raises InsufficientPointsError before moving
     anything if the sender does not have `amount` available.
     """
-    source = book.account(sender)
+    return move_lots(book, cause=gift_id, leg="", debit=sender, credit=recipient, amount=amount, reason="gift",
+                     at=at, memo={"gift_id": str(gift_id), "message": message})  # fmt: skip
+
+
+def move_lots(
+    book: Book,
+    *,
+    cause: uuid.UUID,
+    leg: str,
+    debit: str,
+    credit: str,
+    amount: int,
+    reason: str,
+    at: datetime,
+    memo: Mapping[str, Any],
+) -> list[Transfer]:
+    """Move `amount` from `debit`'s lots to `credit`, lot by lot (those that expire first first), each transfer
+    keeping its lot's expiry, earning date and issuer (also in its memo). Raises InsufficientPointsError before
+    moving anything. Each transfer's id derives from `cause`, `leg` and the lot (gifts have no leg)."""
+    source = book.account(debit)
     if source.available < amount:
-        raise InsufficientPointsError(sender, source.available, amount)
+        raise InsufficientPointsError(debit, source.available, amount)
     made: list[Transfer] = []
     wanted = amount
-    for lot in book.live_lots(sender):
+    for lot in book.live_lots(debit):
         if wanted == 0:
             break
         portion = min(lot.remaining, wanted)
         wanted -= portion
         made.append(
             book.transfer(
-                transfer_id=transfer_id(gift_id, str(lot.lot_id)),
-                debit=sender,
-                credit=recipient,
+                transfer_id=transfer_id(cause, f"{leg}:{lot.lot_id}" if leg else str(lot.lot_id)),
+                debit=debit,
+                credit=credit,
                 amount=portion,
-                reason="gift",
-                cause_event_id=gift_id,
+                reason=reason,
+                cause_event_id=cause,
                 occurred_at=at,
-                memo={"gift_id": str(gift_id), "message": message, "issuer": lot.issuer},
+                memo={**memo, "issuer": lot.issuer},
                 lot_expires_at=lot.expires_at,
                 lot_earned_at=lot.earned_at,
                 lot_issuer=lot.issuer,

@@ -49,7 +49,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from points.domain.ledger import Book, InsufficientPointsError, Transfer, transfer_id
+from points.domain.holds import move_lots
+from points.domain.ledger import Book, Transfer, transfer_id
 
 MAX_SHARES = 1_000
 MAX_POINTS = 1_000_000
@@ -277,49 +278,6 @@ def check_open(packet: Packet, state: PacketState, now: datetime) -> None:
 
 
 # --- moving the points ---------------------------------------------------------------------------------------
-
-
-def move_lots(
-    book: Book,
-    *,
-    cause: uuid.UUID,
-    leg: str,
-    debit: str,
-    credit: str,
-    amount: int,
-    reason: str,
-    at: datetime,
-    memo: Mapping[str, Any],
-) -> list[Transfer]:
-    """Move `amount` from `debit`'s lots to `credit`, lot by lot (those that expire first first), each transfer
-    keeping its lot's expiry, earning date and issuer. Raises InsufficientPointsError before moving anything."""
-    source = book.account(debit)
-    if source.available < amount:
-        raise InsufficientPointsError(debit, source.available, amount)
-    made: list[Transfer] = []
-    wanted = amount
-    for lot in book.live_lots(debit):
-        if wanted == 0:
-            break
-        portion = min(lot.remaining, wanted)
-        wanted -= portion
-        made.append(
-            book.transfer(
-                transfer_id=transfer_id(cause, f"{leg}:{lot.lot_id}"),
-                debit=debit,
-                credit=credit,
-                amount=portion,
-                reason=reason,
-                cause_event_id=cause,
-                occurred_at=at,
-                memo={**memo, "issuer": lot.issuer},
-                lot_expires_at=lot.expires_at,
-                lot_earned_at=lot.earned_at,
-                lot_issuer=lot.issuer,
-                prefer_lot=lot.lot_id,
-            )
-        )
-    return made
 
 
 def fund_from_member(book: Book, packet_id: uuid.UUID, member: str, packet: str, points: int, at: datetime) -> None:
