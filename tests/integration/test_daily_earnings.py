@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts.events.earnings import DailyEarningsSummarised
 from contracts.topics import CARD_TRANSACTIONS, DAILY_EARNINGS, PARTNER_PURCHASES
 from points.adapters.store import PointsStore
-from points.domain.daily_earnings import day_of, day_window
+from points.domain.days import day_of, day_window
 from points.domain.share_cards import MAX_LIVE_CARDS
 from points.handlers.daily_earnings import member_earnings, summarise_finished_days
 from points.handlers.verify import verify_ledger

@@ -17,8 +17,6 @@ from points.domain.daily_earnings import (
     Source,
     Sums,
     by_day,
-    day_of,
-    day_window,
     days_to_summarise,
     is_earned,
     is_finished,
@@ -30,6 +28,7 @@ from points.domain.daily_earnings import (
     tally,
     totals,
 )
+from points.domain.days import day_of, day_window
 from points.domain.share_cards import (
     BadDisplayNameError,
     DayNotShareableError,

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from points.domain.days import day_of
 from points.domain.earning import Earn, EarnPlan, Reverse
 from points.domain.ledger import (
     PROGRAMME,
@@ -31,7 +32,6 @@ from points.domain.tiers import (
     TierState,
     UnknownTierError,
     check_codes,
-    day_of,
     implicit_state,
     new_tier_set,
     progress,

@@ -82,9 +82,12 @@ def _shown(request: Request, card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _missing(request: Request) -> Response:
-    page = console_of(request).pages.render(
-        request, "error.html", 404, title=gettext("No card here"), home="/",
-        message=gettext("This link shows no card: it may have been revoked by the person who shared it."),
-    )  # fmt: skip
+    message = gettext("This link shows no card: it may have been revoked by the person who shared it.")
+    return not_found(request, gettext("No card here"), message)
+
+
+def not_found(request: Request, title: str, message: str) -> Response:
+    """The 404 page of a public link (a share card's, a share link's): private, never cached nor indexed."""
+    page = console_of(request).pages.render(request, "error.html", 404, title=title, home="/", message=message)
     page.headers.update(PRIVATE)
     return page

@@ -27,10 +27,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from points.domain.days import day_of
 from points.domain.ledger import PROGRAMME
 
 SETTLE_AFTER = timedelta(minutes=5)
@@ -93,20 +94,6 @@ def is_taken_back(reason: str) -> bool:
 
 
 # --- days in the programme's zone ----------------------------------------------------------------------------
-
-
-def day_window(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """[start, end) of a day in UTC: its local midnight to the next (23 or 25 hours on a day clocks change)."""
-    return _midnight(day, zone), _midnight(day + timedelta(days=1), zone)
-
-
-def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
-
-
-def day_of(instant: datetime, zone: ZoneInfo) -> date:
-    """The programme day an instant falls on."""
-    return instant.astimezone(zone).date()
 
 
 def month_start(day: date) -> date:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 from pydantic import TypeAdapter, ValidationError
 
 from contracts.ids import TierCode
+from points.domain.days import day_of
 from points.domain.earning import Earn, Earning, Reverse, take_back
 from points.domain.ledger import PROGRAMME, AccountKind, Book, kind_of, member_of, transfer_id
 
@@ -106,15 +107,6 @@ def is_tier_code(code: object) -> bool:
 
 
 # --- days and windows, in the programme's time zone -------------------------------------------------------
-
-
-def day_of(moment: datetime, zone: ZoneInfo) -> date:
-    return moment.astimezone(zone).date()
-
-
-def start_of(day: date, zone: ZoneInfo) -> datetime:
-    """The first moment of `day` in the zone."""
-    return datetime.combine(day, time(), tzinfo=zone)
 
 
 def one_year_after(day: date) -> date:

@@ -27,8 +27,6 @@ from points.domain.daily_earnings import (
     DayEarnings,
     DaySummary,
     by_day,
-    day_of,
-    day_window,
     days_to_summarise,
     is_finished,
     latest_finished_day,
@@ -37,6 +35,7 @@ from points.domain.daily_earnings import (
     tally,
     totals,
 )
+from points.domain.days import day_of, day_window
 from points.handlers.members import MemberNotFoundError
 
 SOURCE = "points"

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from points.adapters.daily_earnings import EarningsSql, NewCard
 from points.adapters.store import PointsStore
-from points.domain.daily_earnings import day_of, day_window, tally
+from points.domain.daily_earnings import tally
+from points.domain.days import day_of, day_window
 from points.domain.share_cards import (
     MAX_LIVE_CARDS,
     TOKEN_BYTES,

@@ -24,6 +24,7 @@ from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from points.adapters.store import PointsStore, Transaction
 from points.adapters.tiers_store import TiersSql
+from points.domain.days import day_of, start_of
 from points.domain.earning import Earn, Earning
 from points.domain.ledger import Book
 from points.domain.tiers import (
@@ -36,14 +37,12 @@ from points.domain.tiers import (
     TierSets,
     TierState,
     check_codes,
-    day_of,
     implicit_state,
     judged_window,
     members_of,
     progress,
     removed_codes,
     review,
-    start_of,
     upgrade,
 )
 from points.handlers.members import MemberNotFoundError

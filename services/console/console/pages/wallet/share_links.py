@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console.clients.base import ApiError
 from console.clients.services import PointsApi
+from console.pages.share import PRIVATE, not_found
 from console.pages.wallet.home import offer_href
 from console.rendering import gettext
 from console.web import MemberSession, Points, console_of
@@ -26,7 +27,6 @@ from loyalty_runtime.auth import Role
 Json = dict[str, Any]
 CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 """The shape of a share link's code; anything else is not asked for."""
-PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer"}
 MEMBER_CHANNELS = ("wechat", "sms", "app", "web")
 """Where a member says it shares its link (the points service takes every attribution channel)."""
 Text = Annotated[str, Form(max_length=128)]
@@ -121,9 +121,5 @@ async def _page(
 
 
 def _missing(request: Request) -> Response:
-    page = console_of(request).pages.render(
-        request, "error.html", 404, title=gettext("No link here"), home="/",
-        message=gettext("This share link leads nowhere: check that it was copied whole."),
-    )  # fmt: skip
-    page.headers.update(PRIVATE)
-    return page
+    return not_found(request, gettext("No link here"),
+                     gettext("This share link leads nowhere: check that it was copied whole."))  # fmt: skip
