@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) deploy/local/stack.py
 PACKAGES := contracts/pyproject.toml runtime/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: help venv up down status demo test verify bench chaos cards token dlq lint format docs schemas lock translations screenshots
+.PHONY: help venv up down status demo test verify import bench chaos cards token dlq lint format docs schemas lock translations screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,11 @@ verify: venv ## Check every ledger invariant on the running system's database (n
 	@$(PY) -m points verify
 	@$(PY) -m tools.reconcile
 	@$(PY) -m tools.reconcile_orders
+
+import: venv ## Batch import of the old programme: make import FILE=old.csv KIND=members|balances|purchases (DRY_RUN=1; ARGS=--actor ...)
+	@$(if $(FILE),,$(error FILE= is required, e.g. make import FILE=deploy/local/samples/balances.csv KIND=balances))
+	@$(if $(KIND),,$(error KIND= is required: members, balances or purchases))
+	@$(PY) -m points.batch_import $(FILE) --kind $(KIND) $(if $(DRY_RUN),--dry-run) $(ARGS)
 
 bench: venv ## Measure throughput and latency against this machine's limits (BENCH_ARGS=--quick); bench/results/latest.json
 	@$(STACK) infra

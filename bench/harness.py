@@ -55,6 +55,8 @@ class Plan:
     expiry_sizes: tuple[int, ...]
     earn_replicas: int = 1
     """Points processes in the earn scenario's consumer group; `make up` runs one."""
+    import_rows: int = 1_000_000
+    """Balance rows the import scenario generates and imports (`make import KIND=balances`)."""
 
     @classmethod
     def full(cls) -> Plan:
@@ -70,6 +72,7 @@ class Plan:
             quick=True, members=20_000, earn_events=60_000, earn_warmup_s=2, earn_window_s=10, profile_s=5,
             copy_events=30_000, latency_warmup_s=1, latency_window_s=8, intake_s=5, redemption_s=5,
             small_history=1_000, big_history=100_000, balance_reads=300, expiry_sizes=(1_000, 10_000),
+            import_rows=100_000,
         )  # fmt: skip
 
 

@@ -30,8 +30,9 @@ from loyalty_runtime.settings import LOCAL_POSTGRES
 DEFAULT_POINTS_DB = f"{LOCAL_POSTGRES}/loyalty_points"
 DEFAULT_PARTNERS_DB = f"{LOCAL_POSTGRES}/loyalty_partners"
 
-# Per partner: issued = debits − credits of partner:P:issued; redeemed = credits − debits of partner:P:redeemed;
-# breakage = expiries of points P issued − expired points given back to partner:P:issued.
+# Per partner: issued = debits − credits of partner:P:issued; redeemed = credits − debits of partner:P:redeemed
+# except exchanges out (reason exchange_out), which are `exchanged`; breakage = expiries of points P issued −
+# expired points given back to partner:P:issued.
 LEDGER_FIGURES = r"""
 WITH t AS (
     SELECT debit_account, credit_account, amount, reason, memo->>'issuer' AS issuer
@@ -44,10 +45,12 @@ WITH t AS (
     SELECT substring(credit_account FROM '^partner:(.+):issued$'), 'issued', -amount
       FROM t WHERE credit_account ~ '^partner:[^:]+:issued$'
     UNION ALL
-    SELECT substring(credit_account FROM '^partner:(.+):redeemed$'), 'redeemed', amount
+    SELECT substring(credit_account FROM '^partner:(.+):redeemed$'),
+           CASE WHEN reason = 'exchange_out' THEN 'exchanged' ELSE 'redeemed' END, amount
       FROM t WHERE credit_account ~ '^partner:[^:]+:redeemed$'
     UNION ALL
-    SELECT substring(debit_account FROM '^partner:(.+):redeemed$'), 'redeemed', -amount
+    SELECT substring(debit_account FROM '^partner:(.+):redeemed$'),
+           CASE WHEN reason = 'exchange_out' THEN 'exchanged' ELSE 'redeemed' END, -amount
       FROM t WHERE debit_account ~ '^partner:[^:]+:redeemed$'
     UNION ALL
     SELECT substring(issuer FROM '^partner:(.+):issued$'), 'breakage', amount
@@ -64,23 +67,24 @@ SELECT partner_id, measure, sum(points)::bigint AS points FROM figures GROUP BY 
 FINALISED_RUNS = "SELECT period, period_start, period_end, gifted_points FROM settlement_runs ORDER BY period"
 
 FINALISED_STATEMENTS = """
-SELECT s.partner_id, s.points_issued, s.points_redeemed, s.breakage_points,
+SELECT s.partner_id, s.points_issued, s.points_redeemed, s.breakage_points, s.points_exchanged,
        coalesce(sum(l.points_issued), 0)::bigint AS line_issued,
        coalesce(sum(l.points_redeemed), 0)::bigint AS line_redeemed,
-       coalesce(sum(l.breakage_points), 0)::bigint AS line_breakage
+       coalesce(sum(l.breakage_points), 0)::bigint AS line_breakage,
+       coalesce(sum(l.points_exchanged), 0)::bigint AS line_exchanged
   FROM settlement_statements s LEFT JOIN settlement_lines l USING (period, partner_id)
  WHERE s.period = $1
- GROUP BY s.partner_id, s.points_issued, s.points_redeemed, s.breakage_points
+ GROUP BY s.partner_id, s.points_issued, s.points_redeemed, s.breakage_points, s.points_exchanged
 """
 
 FINALISED_LINES = """
 SELECT partner_id, contract_valid_from, issue_price_minor_per_point, redemption_price_minor_per_point,
        breakage_rebate_share, points_issued, issue_amount_minor, points_redeemed, redemption_amount_minor,
-       breakage_points, breakage_rebate_minor, net_minor
+       breakage_points, breakage_rebate_minor, net_minor, points_exchanged, exchange_amount_minor
   FROM settlement_lines WHERE period = $1 ORDER BY partner_id, contract_valid_from
 """
 
-MEASURES = ("issued", "redeemed", "breakage")
+MEASURES = ("issued", "redeemed", "breakage", "exchanged")
 _EXACT = Context(prec=60)
 
 
@@ -143,7 +147,8 @@ async def _reconcile_period(
                 if in_ledger:
                     found.append(Mismatch(period, partner_id, f"points {measure} (no statement)", 0, in_ledger))
                 continue
-            column = {"issued": "points_issued", "redeemed": "points_redeemed", "breakage": "breakage_points"}[measure]
+            column = {"issued": "points_issued", "redeemed": "points_redeemed", "breakage": "breakage_points",
+                      "exchanged": "points_exchanged"}[measure]  # fmt: skip
             if row[column] != in_ledger:
                 found.append(Mismatch(period, partner_id, f"points {measure}", row[column], in_ledger))
             if row[f"line_{measure}"] != row[column]:
@@ -179,8 +184,12 @@ def _line_arithmetic(period: str, line: asyncpg.Record) -> list[Mismatch]:
         "issue_amount_minor": _minor(line["points_issued"], issue_price),
         "redemption_amount_minor": _minor(line["points_redeemed"], line["redemption_price_minor_per_point"]),
         "breakage_rebate_minor": _minor(line["breakage_points"], issue_price, line["breakage_rebate_share"]),
+        "exchange_amount_minor": _minor(line["points_exchanged"], line["redemption_price_minor_per_point"]),
     }
-    expected["net_minor"] = line["redemption_amount_minor"] + line["breakage_rebate_minor"] - line["issue_amount_minor"]
+    expected["net_minor"] = (
+        line["redemption_amount_minor"] + line["exchange_amount_minor"] + line["breakage_rebate_minor"]
+        - line["issue_amount_minor"]
+    )  # fmt: skip
     return [
         Mismatch(period, line["partner_id"], f"{figure} {column}", line[column], value, "price times points")
         for column, value in expected.items()

@@ -14,6 +14,14 @@ from pydantic import Field, TypeAdapter
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.earnings import DailyEarningsSummarised
+from contracts.events.erasures import MemberErased  # data rights (H7)
+from contracts.events.exchange import (  # points exchange (H2)
+    CardPointsConverted,
+    ExchangeConfirmed,
+    ExchangeRefused,
+    ExchangeRequested,
+    ExchangeSettled,
+)
 from contracts.events.holds import (
     CaptureHold,
     HoldCaptured,
@@ -25,14 +33,19 @@ from contracts.events.holds import (
     ReleaseHold,
 )
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
+from contracts.events.liability import EarnContractVersionAdded  # liability (H1)
 from contracts.events.links import LinkCodeIssued
 from contracts.events.messages import MemberMessaged
 from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPaymentFailed, OrderPlaced
+from contracts.events.outcomes import PurchaseRefused  # webhooks (H6)
 from contracts.events.packets import RedPacketCreated, RedPacketGrabbed, RedPacketReturned
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
+from contracts.events.reviews import EarningHeldForReview, EarningReviewDecided  # velocity reviews (H5)
 from contracts.events.segments import SegmentMembersListed
+from contracts.events.stock import OfferOutOfStock  # webhooks (H6)
 from contracts.events.tiers import TierChanged
+from contracts.events.webhooks import WebhookEndpointDisabled  # webhooks (H6)
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,13 @@ DAILY_EARNINGS = Topic(
     description="Each member's earnings of each finished programme day, from the points service's outbox (pushes).",
 )
 
+EARNING_REVIEWS = Topic(
+    name="loyalty.earning-reviews.v1",
+    events=(EarningHeldForReview, EarningReviewDecided),
+    key="member id (the identifier while none is linked), so a review's hold and decision stay in order",
+    description="Earnings the velocity rules held for review, and each review's release, rejection or "
+    "cancellation, from the points service's outbox.",
+)
 MEMBER_MESSAGES = Topic(
     name="loyalty.member-messages.v1",
     events=(MemberMessaged,),
@@ -167,6 +187,68 @@ SEGMENT_MEMBERS = Topic(
     config={"retention.ms": "-1"},
 )
 
+# Webhooks to partners (H6): the facts the partners service tells partners about, and what became of an endpoint.
+PURCHASE_OUTCOMES = Topic(
+    name="loyalty.purchase-outcomes.v1",
+    events=(PurchaseRefused,),
+    key="partner id",
+    description="Partner purchases and refunds the points service refused (dead-lettered), from its outbox.",
+)
+OFFER_STOCK = Topic(
+    name="loyalty.offer-stock.v1",
+    events=(OfferOutOfStock,),
+    key="partner id",
+    description="Offers whose last unit an order reserved, from the redemption service's outbox.",
+)
+PARTNER_WEBHOOKS = Topic(
+    name="loyalty.partner-webhooks.v1",
+    events=(WebhookEndpointDisabled,),
+    key="partner id",
+    description="Webhook endpoints the partners service disabled after a day of failed deliveries, from its outbox.",
+)
+
+# Points exchange (H2): card points in from the card system; alliance points out to partner programmes.
+CARD_POINTS_EXCHANGES = Topic(
+    name="loyalty.card-points-exchanges.v1",
+    events=(CardPointsConverted,),
+    key="card token",
+    description="Card reward points the card system debited, to be credited as alliance points (points exchange).",
+)
+POINTS_EXCHANGES = Topic(
+    name="loyalty.points-exchanges.v1",
+    events=(ExchangeRequested, ExchangeSettled),
+    key="partner id, so one exchange's request stays ahead of its settlement",
+    description="Exchanges of alliance points into a partner programme's units, from the points service's outbox.",
+)
+EXCHANGE_DECISIONS = Topic(
+    name="loyalty.exchange-decisions.v1",
+    events=(ExchangeConfirmed, ExchangeRefused),
+    key="member id",
+    description="What partners decided on exchanges (confirmed, refused), from the partners service's outbox.",
+)
+
+# Liability (H1): partners' earn contract versions, so that the points service values points at their issue price.
+PARTNER_CONTRACTS = Topic(
+    name="loyalty.partner-contracts.v1",
+    events=(EarnContractVersionAdded,),
+    key="partner id, so that one partner's versions stay in order",
+    description="Every version of every partner's earn contract, from the partners service's outbox (the points "
+    "service values its liability at their issue prices).",
+    # Kept forever, so that a new reader finds every version from the start of the topic.
+    config={"retention.ms": "-1"},
+)
+
+# Data rights (H7): members' erasures, for the services that keep copies of their personal data.
+MEMBER_ERASURES = Topic(
+    name="loyalty.member-erasures.v1",
+    events=(MemberErased,),
+    key="member id",
+    description="Members whose personal data the points service replaced with pseudonyms, from its outbox (the "
+    "partners and redemption services erase their copies). No personal value travels in it.",
+    # Kept forever, so that a service restored from an old backup, or a new one, erases what it holds again.
+    config={"retention.ms": "-1"},
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_PURCHASES,
     CARD_TRANSACTIONS,
@@ -182,4 +264,13 @@ ALL_TOPICS: tuple[Topic, ...] = (
     MEMBER_TIERS,
     SEGMENT_MEMBERS,
     MEMBER_MESSAGES,
+    EARNING_REVIEWS,
+    PURCHASE_OUTCOMES,  # webhooks (H6)
+    OFFER_STOCK,  # webhooks (H6)
+    PARTNER_WEBHOOKS,  # webhooks (H6)
+    CARD_POINTS_EXCHANGES,  # points exchange (H2)
+    POINTS_EXCHANGES,  # points exchange (H2)
+    EXCHANGE_DECISIONS,  # points exchange (H2)
+    PARTNER_CONTRACTS,  # liability (H1)
+    MEMBER_ERASURES,  # data rights (H7)
 )

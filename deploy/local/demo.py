@@ -20,11 +20,18 @@ import httpx
 
 from contracts.signing import signed_headers
 from contracts.topics import CARD_TRANSACTIONS
+from deploy.local.demo_adjustments import adjustments
 from deploy.local.demo_attribution import attribution
+from deploy.local.demo_data_rights import data_rights  # data rights (H7)
 from deploy.local.demo_earnings import daily_earnings
+from deploy.local.demo_exchange import exchange  # points exchange (H2)
+from deploy.local.demo_fraud import fraud
+from deploy.local.demo_import import batch_import
+from deploy.local.demo_liability import liability
 from deploy.local.demo_packets import red_packets
 from deploy.local.demo_prices import member_prices
 from deploy.local.demo_tiers import tiers
+from deploy.local.demo_webhooks import webhooks
 from loyalty_runtime.auth import Role, TokenAuthority
 from loyalty_runtime.settings import LOCAL_JWT_SECRET
 from tools.cardfeed import CardFeed, publish
@@ -425,6 +432,13 @@ def main() -> int:
         member_prices(client, mall, me)
         daily_earnings(client, me, ada)
         red_packets(client, me, run)
+        adjustments(client, ada)
+        webhooks(client, me)
+        batch_import(client)
+        data_rights(client, mall, run)  # before the statements: Bo's purchase is in them
+        liability(client)
+        fraud(client, mall, me, ada, run)
+        exchange(client, me, air, card)  # points exchange (H2), before the statements: SkyAir's exchange line
         settlement(client)
 
     in_a_browser()

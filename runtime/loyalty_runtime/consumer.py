@@ -190,6 +190,10 @@ class BatchConsumer(Generic[T]):
     async def skipped(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Called in the transaction that dead-letters these records (e.g. to move a watermark past them)."""
 
+    async def refused(self, conn: asyncpg.Connection, letters: Sequence[Letter]) -> None:
+        """Called in the transaction that dead-letters `letters` (again, when their batch is read again), e.g. to
+        tell the world through the outbox; what it writes must be keyed so that a repeat is one fact."""
+
     async def consume(self, events: Sequence[Event], message: KafkaMessage) -> None:
         """The subscriber's body: prepare, apply with isolation, dead-letter what is refused."""
         await self.isolator.retry(self.before_batch)
@@ -220,6 +224,7 @@ class BatchConsumer(Generic[T]):
         async with self.shell.pool.acquire() as conn, conn.transaction():
             fresh = await dead_letters.record(conn, letters, service=self.shell.name, dlq_topic=self.dead_letter_topic)
             await self.skipped(conn, [r for r in records if (r.partition, r.offset) in places])
+            await self.refused(conn, letters)
         for letter in letters:
             log.warning(
                 "record refused; it is a dead letter (once, however often its batch is read)",

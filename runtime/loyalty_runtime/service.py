@@ -21,7 +21,8 @@ from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 from opentelemetry import trace
 
-from loyalty_runtime import consumer_lag, db, dead_letter_api, telemetry
+from loyalty_runtime import audit_api, consumer_lag, db, dead_letter_api, telemetry
+from loyalty_runtime.audit_http import AuditMiddleware
 from loyalty_runtime.auth import Principal, TokenAuthority, ops_dependency, principal_dependency
 from loyalty_runtime.dead_letters import DeadLetterStore
 from loyalty_runtime.failures import is_transient
@@ -87,7 +88,9 @@ class ServiceShell:
             settings.kafka_bootstrap_servers, name, lambda: consumer_lag.subscriptions(self.broker)
         )
         self.app.include_router(self._consumer_lag_router())
+        self.app.include_router(audit_api.router(name, lambda: self.pool, self._ops()))
         self._answer_unavailable_dependencies()
+        self._audit_ops_writes()
         telemetry.instrument_http(self.app, self.provider)
 
     @property
@@ -129,6 +132,14 @@ class ServiceShell:
         database = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
         for kind in (OSError, TimeoutError, *database, KafkaError):
             self.app.add_exception_handler(kind, unavailable)
+
+    def _audit_ops_writes(self) -> None:
+        """Every write an ops token makes lands in the audit log (audit_http.py); inside the tracing middleware."""
+        authority = TokenAuthority(self.settings.jwt_secret)
+        self.app.add_middleware(
+            AuditMiddleware, service=self.name, pool=lambda: self.pool, authority=lambda: authority,
+            routes=lambda: self.app.routes,
+        )  # fmt: skip
 
     def add_outbox_relay(self) -> None:
         """Publish the service's outbox table for as long as the service runs."""

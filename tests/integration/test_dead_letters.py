@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from contracts.topics import PARTNER_PURCHASES
+from contracts.topics import PARTNER_PURCHASES, PURCHASE_OUTCOMES
 from points import consumers as points_consumers
 from points.handlers.verify import verify_ledger
 from tests.support.kafka import read_all
@@ -63,6 +63,10 @@ async def test_ops_list_show_and_replay_a_dead_letter_after_a_fix_and_the_inbox_
     assert (letter["event_id"], letter["event_type"]) == (str(events[1].event_id), "PartnerPurchaseRecorded")
     assert (letter["error_class"], letter["replays"]) == ("ValueError", 0)
     assert "release 1.2.3 cannot apply order-buggy" in letter["reason"]
+    [told] = await read_all(infra.kafka, PURCHASE_OUTCOMES.qualified(prefix), 1)  # its partner hears (webhooks)
+    told_payload = PURCHASE_OUTCOMES.decode(told.value).payload
+    assert (told.key, told_payload.purchase_id, told_payload.refused_event_id) == (b"skymall", "order-buggy",
+                                                                                   events[1].event_id)  # fmt: skip
     assert page["next_before"] is None
     assert (await api.get("/v1/ops/dead-letters", params={"reason": "1.2.3"}, headers=OPS)).json()["items"]
     assert not (await api.get("/v1/ops/dead-letters", params={"reason": "nothing"}, headers=OPS)).json()["items"]

@@ -22,7 +22,7 @@ from contracts.events.holds import (
     HoldCaptureRefused,
     PointsHeld,
 )
-from contracts.topics import HOLD_RESULTS, OFFERS, PARTNER_PURCHASES, REDEMPTION_ORDERS
+from contracts.topics import HOLD_RESULTS, OFFER_STOCK, OFFERS, PARTNER_PURCHASES, REDEMPTION_ORDERS
 from points.handlers.verify import verify_ledger
 from redemption.domain.orders import hold_id_for
 from tests.support.kafka import read_all
@@ -166,6 +166,14 @@ async def test_five_hundred_members_racing_for_a_hundred_units_get_exactly_a_hun
     assert (len(fulfilled), len(cancelled)) == (100, 400)
     assert {o["cancel_reason"] for o in cancelled} == {"out_of_stock"}
     assert await stock(redemption_dsn, "lounge-pass") == (0, 100)
+    [sold_out] = await read_all(infra.kafka, OFFER_STOCK.qualified(prefix), 1)  # the last unit went once
+    assert OFFER_STOCK.decode(sold_out.value).payload.model_dump() == {
+        "partner_id": "skyair",
+        "offer_id": "lounge-pass",
+        "stock": 100,
+        "units_reserved": 100,
+        "units_sold": 0,
+    }
     winners = {uuid.UUID(o["member_id"]) for o in fulfilled}
     for member in members[:60]:
         expected = 0 if member in winners else 25

@@ -61,7 +61,9 @@ class HeldPayload(HoldRef):
 
 
 class RejectedPayload(HoldRef):
-    reason: Literal["insufficient_points", "unknown_member", "hold_id_reused"]
+    reason: Literal["insufficient_points", "unknown_member", "hold_id_reused", "redemption_limit"] = Field(
+        description="redemption_limit: the velocity rules allow the member no more redemptions today."
+    )
     available: int = Field(ge=0, description="What the member had available when the hold was refused.")
 
 

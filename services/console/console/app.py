@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from console import auth, i18n
 from console.clients.base import ServiceClient
-from console.pages import ops, portal, share, wallet
+from console.pages import ops, portal, portal_exchange, portal_webhooks, share, wallet
 from console.rendering import STATIC, Pages
 from console.sessions import SessionStore
 from console.settings import Settings
@@ -63,7 +63,7 @@ def build(settings: Settings | None = None, *, transport: httpx.AsyncBaseTranspo
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health_router(console))
     app.include_router(auth.router(oidc_client(app, settings, transport)))
-    for area in (wallet, portal, ops, share):
+    for area in (wallet, portal, portal_webhooks, portal_exchange, ops, share):
         app.include_router(area.router())
     return app
 

@@ -41,6 +41,11 @@ FROM sessions WHERE token_hash = $1 AND expires_at > $2
 """
 DELETE = "DELETE FROM sessions WHERE token_hash = $1"
 DELETE_EXPIRED = "DELETE FROM sessions WHERE expires_at <= $1"
+# Data rights (H7): a member's sessions, without their tokens, and their end at its erasure.
+SESSIONS_OF = """
+SELECT role, created_at, expires_at FROM sessions WHERE subject = $1 AND role = $2 ORDER BY created_at
+"""
+DELETE_OF = "DELETE FROM sessions WHERE subject = $1 AND role = $2"
 
 
 def _hash(token: str) -> bytes:
@@ -76,6 +81,15 @@ class SessionStore:
     async def reachable(self) -> None:
         """Raises unless the sessions' database answers."""
         await self._pool.fetchval("SELECT 1")
+
+    async def of_subject(self, subject: str, role: Role) -> list[dict[str, object]]:
+        """The person's open sessions: when each began and ends (never a token, a bearer or a CSRF value)."""
+        return [dict(r) for r in await self._pool.fetch(SESSIONS_OF, subject, role.value)]
+
+    async def close_all_of(self, subject: str, role: Role) -> int:
+        """End every session of the person (a member erased): it signs out everywhere."""
+        status = await self._pool.execute(DELETE_OF, subject, role.value)
+        return int(status.split()[-1])
 
     async def forget_expired(self, now: datetime) -> int:
         status = await self._pool.execute(DELETE_EXPIRED, now)

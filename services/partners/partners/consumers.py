@@ -12,12 +12,15 @@ from faststream import Context
 from faststream.kafka.message import KafkaMessage
 
 from contracts.envelope import Event
+from contracts.events.exchange import ExchangeRequested, ExchangeSettled
 from contracts.events.ledger import TransferPosted
-from contracts.topics import LEDGER_TRANSFERS
+from contracts.topics import LEDGER_TRANSFERS, POINTS_EXCHANGES
 from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
+from partners.adapters.exchanges_store import ExchangesStore
 from partners.adapters.settlement_store import SettlementStore, SettlementTransaction
 from partners.domain.settlement import LedgerTransfer, PartitionPosition, UnsettleableTransferError
+from partners.handlers.exchanges import record_exchange_events
 from partners.handlers.settlement import ReceivedTransfer, record_ledger_transfers
 from partners.settings import Settings
 
@@ -93,3 +96,27 @@ def register(shell: ServiceShell, settings: Settings, store: SettlementStore) ->
         await transfers.consume(batch, message)
 
     return transfers
+
+
+class ExchangesConsumer(BatchConsumer[Event]):
+    """Exchanges the points service asked of partners, and what it did with their holds: one transaction per batch."""
+
+    span_name = "record exchanges"
+
+    def __init__(self, shell: ServiceShell, settings: Settings, store: ExchangesStore) -> None:
+        super().__init__(shell, POINTS_EXCHANGES, settings.consumer_group)
+        self.store = store
+
+    async def apply(self, deliveries: Sequence[Delivery[Event]]) -> None:
+        await record_exchange_events(self.store, self.name, [d.item for d in deliveries])
+
+
+def register_exchanges(shell: ServiceShell, settings: Settings, store: ExchangesStore) -> None:
+    exchanges = ExchangesConsumer(shell, settings, store)
+
+    @shell.broker.subscriber(exchanges.name, **exchanges.subscriber_options())  # type: ignore[call-overload]
+    async def on_points_exchanges(
+        batch: list[ExchangeRequested | ExchangeSettled],
+        message: Annotated[KafkaMessage, Context("message")],
+    ) -> None:
+        await exchanges.consume(batch, message)

@@ -36,6 +36,21 @@ class Settings(ServiceSettings):
         "ledger transaction plus clock skew); a month is finalised only after it.",
     )
 
+    contract_publish_interval_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="How often earn contract versions not yet published are looked for."
+    )
+
+    webhook_dispatcher: bool = Field(
+        default=True, description="Whether this process attempts due webhook deliveries (any number of them may)."
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How long the webhook dispatcher waits when nothing was due."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=30, description="How long one webhook attempt may take, connection included."
+    )
+    webhook_concurrency: int = Field(default=8, ge=1, le=64, description="Webhook attempts in flight per process.")
+
     @property
     def link_code_ttl(self) -> timedelta:
         return timedelta(seconds=self.link_code_ttl_seconds)

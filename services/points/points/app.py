@@ -7,26 +7,34 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, status
 from opentelemetry import trace
 
 from contracts.events.earnings import DailyEarningsSummarised
+from contracts.events.erasures import MemberErased  # data rights (H7)
+from contracts.events.exchange import ExchangeRequested, ExchangeSettled
 from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejected, HoldReleased, PointsHeld
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
 from contracts.events.messages import MemberMessaged
+from contracts.events.outcomes import PurchaseRefused
 from contracts.events.packets import RedPacketCreated, RedPacketGrabbed, RedPacketReturned
+from contracts.events.reviews import EarningHeldForReview, EarningReviewDecided
 from contracts.events.segments import SegmentMembersListed
 from contracts.events.tiers import TierChanged
 from contracts.topics import (
     DAILY_EARNINGS,
+    EARNING_REVIEWS,
     HOLD_RESULTS,
     LEDGER_EVENTS,
     LEDGER_TRANSFERS,
+    MEMBER_ERASURES,
     MEMBER_MESSAGES,
     MEMBER_TIERS,
+    POINTS_EXCHANGES,
+    PURCHASE_OUTCOMES,
     RED_PACKETS,
     SEGMENT_MEMBERS,
 )
@@ -35,6 +43,7 @@ from loyalty_runtime.service import ServiceShell
 from points import consumers
 from points.adapters.attribution_store import AttributionStore
 from points.adapters.card_rates import CardRatesCache
+from points.adapters.liability_store import LiabilityStore
 from points.adapters.messages_store import MessagesStore
 from points.adapters.segment_publications import PublicationStore
 from points.adapters.segments import SegmentStore
@@ -51,23 +60,33 @@ from points.api import (
     segments,
     tiers,
 )
+from points.api import adjustments as adjustments_api
 from points.api import attribution as attribution_api
+from points.api import exchange as exchange_api
+from points.api import imports as imports_api  # batch import runs (H3)
+from points.api import liability as liability_api
+from points.api import member_data as member_data_api  # data rights (H7)
 from points.api import messages as messages_api
+from points.api import reviews as reviews_api
 from points.domain.activities import ActivityRuleError, LifecycleError
 from points.domain.rewards import ClaimRefusedError
 from points.handlers.activities import ActivityNotFoundError, ReferralRefusedError
+from points.handlers.adjustments import Adjustments
 from points.handlers.daily_earnings import earnings_topic, summarise_finished_days
 from points.handlers.earn import UnprocessableEventError
+from points.handlers.exchange import ExchangeTerms
 from points.handlers.expiry import ExpiryOutcome
 from points.handlers.expiry_runs import SCHEDULER, expire_and_record
 from points.handlers.gifts import GiftIdReusedError, GiftRefusedError
 from points.handlers.holds import expire_holds
 from points.handlers.ledger_events import LedgerEventWriter
+from points.handlers.liability import Clock as LiabilityClock
 from points.handlers.members import IdentifierNotLinkedError, IdentifierTakenError, MemberNotFoundError
 from points.handlers.messages import Messaging, messaging_job
 from points.handlers.packets import PacketEvents, Packets, return_due
 from points.handlers.queries import BadCursorError
 from points.handlers.tiers import ReviewOutcome, run_tier_reviews
+from points.handlers.velocity import rules_cache
 from points.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -94,6 +113,12 @@ class Wiring:
 
     def attribution_store(self) -> AttributionStore:
         return AttributionStore(self.shell.pool)
+
+    def liability_store(self) -> LiabilityStore:
+        return LiabilityStore(self.shell.pool)
+
+    def liability_clock(self) -> LiabilityClock:
+        return LiabilityClock(self.settings.programme_zone, utc_now(), self.settings.liability_close_margin)
 
     def segment_store(self) -> SegmentStore:
         return SegmentStore(self.shell.pool)
@@ -142,6 +167,7 @@ def build(
                           settings.console_url, settings.message_chunk_size)  # fmt: skip
     wiring = Wiring(shell, settings, LedgerEventWriter(prefix), tier_clock or utc_now, PacketEvents(prefix), messaging)
     consumers.register(shell, settings, CardRatesCache(wiring.store), wiring.writer)
+    consumers.register_contract_prices(shell, settings)
     declare_publishers(wiring)
     shell.add_outbox_relay()
     schedule_jobs(wiring)
@@ -163,6 +189,12 @@ def declare_publishers(w: Wiring) -> None:
         (w.writer.tiers_topic, "member tiers", MEMBER_TIERS.description, TierChanged),
         (w.messaging.topic, "member messages", MEMBER_MESSAGES.description, MemberMessaged),
         (w.segment_members_topic, "segment members", SEGMENT_MEMBERS.description, SegmentMembersListed),
+        (MEMBER_ERASURES.qualified(prefix), "member erasures", MEMBER_ERASURES.description, MemberErased),
+        (w.writer.reviews_topic, "earning reviews", EARNING_REVIEWS.description,
+         EarningHeldForReview | EarningReviewDecided),
+        (POINTS_EXCHANGES.qualified(prefix), "points exchanges", POINTS_EXCHANGES.description,
+         ExchangeRequested | ExchangeSettled),
+        (PURCHASE_OUTCOMES.qualified(prefix), "purchase outcomes", PURCHASE_OUTCOMES.description, PurchaseRefused),
     ]  # fmt: skip
     for topic, title, description, schema in declared:
         w.shell.broker.publisher(topic, title=title, description=description, schema=schema)
@@ -221,6 +253,7 @@ def add_routes(w: Wiring) -> None:
     )
     members.install(app)
     app.include_router(ops.router(store, w.expire_now, authenticate, s.link_code_ttl, utc_now))
+    app.include_router(imports_api.router(store, authenticate))
     app.include_router(events.router(store, authenticate))
     app.include_router(segments.router(w.segment_store, authenticate))
     app.include_router(segment_publications.router(w.segment_store, lambda: PublicationStore(w.shell.pool),
@@ -231,14 +264,25 @@ def add_routes(w: Wiring) -> None:
                                        s.kafka_topic_prefix))  # fmt: skip
     earnings.install(app)
     app.include_router(packets.router(w.red_packets, authenticate, utc_now))
+    app.include_router(reviews_api.router(store, w.writer, authenticate, rules_cache(w.shell)))
+    exchange_terms = ExchangeTerms(s.programme_zone, timedelta(hours=s.exchange_hold_hours), s.kafka_topic_prefix)
+    app.include_router(exchange_api.router(store, w.writer, authenticate, exchange_terms, utc_now))
+    exchange_api.install(app)
+    adjust = lambda: Adjustments(store(), w.writer, s.adjustment_approval_threshold, s.lot_validity)  # noqa: E731
+    app.include_router(adjustments_api.router(adjust, authenticate, utc_now))
+    adjustments_api.install(app)
     app.include_router(tiers.router(store, authenticate, s.programme_zone, w.tiers_now, w.review_tiers))
     opens = s.share_link_opens_per_minute
     app.include_router(attribution_api.router(w.attribution_store, authenticate, lambda: authority, utc_now,
                                               s.programme_zone, s.console_url, opens))  # fmt: skip
+    app.include_router(liability_api.router(w.liability_store, authenticate, w.liability_clock))
+    app.include_router(member_data_api.router(store, authenticate, MEMBER_ERASURES.qualified(s.kafka_topic_prefix),
+                                              utc_now))  # fmt: skip
     app.include_router(messages_api.router(w.messages_store, authenticate, s.messaging_callback_key_id,
                                            s.messaging_callback_secret, utc_now))  # fmt: skip
     w.shell.map_errors(segments.ERRORS | reports.ERRORS | packets.ERRORS | tiers.ERRORS | attribution_api.ERRORS
-                       | messages_api.ERRORS | ERRORS)  # fmt: skip
+                       | messages_api.ERRORS | liability_api.ERRORS | adjustments_api.ERRORS | exchange_api.ERRORS
+                       | reviews_api.ERRORS | member_data_api.ERRORS | ERRORS)  # fmt: skip
 
 
 ERRORS: dict[type[Exception], int] = {

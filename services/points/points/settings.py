@@ -21,6 +21,9 @@ class Settings(ServiceSettings):
         default=30.0, gt=0, description="How often what is left of red packets past their deadline goes back."
     )
     gift_daily_limit: int = Field(default=10_000, ge=0, description="Points a member may give away per UTC day.")
+    exchange_hold_hours: float = Field(
+        default=72.0, gt=0, le=24 * 30, description="How long an exchange's hold waits for the partner's decision."
+    )
     link_code_ttl_seconds: int = Field(
         default=900, ge=60, le=86_400, description="How long a link code issued by ops or the card system works."
     )
@@ -39,6 +42,12 @@ class Settings(ServiceSettings):
     )
     link_code_max_wrong_attempts: int = Field(
         default=5, ge=1, le=100, description="Wrong link codes tried for an identifier before its open codes die."
+    )
+    adjustment_approval_threshold: int = Field(
+        default=1_000,
+        ge=0,
+        le=10_000_000,
+        description="Ops adjustments of more points than this wait for a second ops user to approve them (four eyes).",
     )
     # --- attribution and targeted messages (points/domain/attribution.py, points/domain/messages.py)
     message_interval_seconds: float = Field(
@@ -62,6 +71,11 @@ class Settings(ServiceSettings):
         min_length=1,
         description="The console's public address: share links' and messages' deep links point there.",
     )
+    liability_close_margin_seconds: float = Field(
+        default=300.0, ge=0, le=86_400,
+        description="How long after a month's end its liability statement closes (is kept, never to change): longer "
+        "than any ledger transaction plus clock skew, so that no transfer posted before the end is still to commit.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _real_messaging_secret(self) -> Settings:
@@ -82,6 +96,10 @@ class Settings(ServiceSettings):
     @property
     def programme_zone(self) -> ZoneInfo:
         return ZoneInfo(self.programme_timezone)
+
+    @property
+    def liability_close_margin(self) -> timedelta:
+        return timedelta(seconds=self.liability_close_margin_seconds)
 
     @property
     def lot_validity(self) -> timedelta:

@@ -12,7 +12,8 @@ from opentelemetry import trace
 
 from contracts.events.holds import CaptureHold, HoldPoints, ReleaseHold
 from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPaymentFailed, OrderPlaced
-from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
+from contracts.events.stock import OfferOutOfStock
+from contracts.topics import HOLD_COMMANDS, OFFER_STOCK, REDEMPTION_ORDERS
 from loyalty_runtime.auth import TokenAuthority, ops_dependency, principal_dependency
 from loyalty_runtime.service import ServiceShell
 from redemption import consumers
@@ -21,6 +22,7 @@ from redemption.adapters.fulfilment import PartnerFulfilment, Resolver, resolve
 from redemption.adapters.fulfilment_keys_store import FulfilmentKeysStore
 from redemption.adapters.orders_store import OrdersStore
 from redemption.api import catalog, fulfilment_keys, orders
+from redemption.data_rights import add_data_rights  # data rights (H7)
 from redemption.domain.catalog import BadCursorError, OfferNotFoundError
 from redemption.domain.fulfilment_keys import BadGraceError, NoFulfilmentKeyError
 from redemption.domain.orders import OrderRefusedError
@@ -62,6 +64,7 @@ def build(
         lambda: datetime.now(UTC),
     )
     shell.app.include_router(keys)
+    add_data_rights(shell, settings.consumer_group, authenticate, lambda: datetime.now(UTC))
     shell.map_errors(
         {
             OfferNotFoundError: status.HTTP_404_NOT_FOUND,
@@ -84,6 +87,12 @@ def build(
         title="redemption orders",
         description=REDEMPTION_ORDERS.description,
         schema=OrderPlaced | OrderFulfilled | OrderCancelled | OrderPaymentFailed,
+    )
+    shell.broker.publisher(  # webhooks to partners (offer.out_of_stock)
+        saga.stock,
+        title="offer stock",
+        description=OFFER_STOCK.description,
+        schema=OfferOutOfStock,
     )
 
     shell.add_outbox_relay()

@@ -30,6 +30,10 @@ class OpsReads(UserApi):
     async def consumers(self) -> Json:
         return await self.get("/v1/ops/consumers")
 
+    # --- audit log (every service keeps its own; ops search it) ---
+    async def audit(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/audit", **query)
+
 
 class PointsApi(OpsReads):
     # members (a member passes "me"; ops pass the member id)
@@ -193,6 +197,33 @@ class PointsApi(OpsReads):
     async def ops_red_packets(self, **query: str | int | None) -> Json:
         return await self.get("/v1/ops/red-packets", **query)
 
+    # --- adjustments (ops credit or debit a member; above the threshold a second ops user approves) ---
+    async def request_adjustment(self, body: Body) -> Json:
+        return await self.post("/v1/ops/adjustments", body)
+
+    async def adjustments(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/adjustments", **query)
+
+    async def approve_adjustment(self, adjustment_id: str, note: str | None = None) -> Json:
+        return await self.post(f"/v1/ops/adjustments/{adjustment_id}/approve", {"note": note or None})
+
+    async def reject_adjustment(self, adjustment_id: str, note: str | None = None) -> Json:
+        return await self.post(f"/v1/ops/adjustments/{adjustment_id}/reject", {"note": note or None})
+
+    # --- velocity rules and the review queue (earnings held as pending points; ops release or reject) ---
+    async def velocity_rules(self) -> Json:
+        return await self.get("/v1/ops/velocity-rules")
+
+    async def put_velocity_rules(self, body: Body) -> Json:
+        return await self.put("/v1/ops/velocity-rules", body)
+
+    async def reviews(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/reviews", **query)
+
+    async def decide_review(self, review_id: str, decision: str, note: str | None = None) -> Json:
+        """`decision` is `release` or `reject`."""
+        return await self.post(f"/v1/ops/reviews/{review_id}/{decision}", {"note": note or None})
+
     # --- attribution and targeted messages (share links: members and ops make them, anyone opens them) ---
     async def create_share_link(self, body: Body) -> Json:
         return await self.post("/v1/share-links", body)
@@ -213,6 +244,62 @@ class PointsApi(OpsReads):
 
     async def attribution_csv(self, **query: str | int | None) -> str:
         return await self.get_text("/v1/ops/attribution.csv", **query)
+
+    # --- liability (ops): statements, the expiry forecast, rates and issue prices ---
+    async def liability(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/liability", **query)
+
+    async def liability_statement(self, month: str) -> Json:
+        """`month` is YYYY-MM, checked by the caller before it reaches the path."""
+        return await self.get(f"/v1/ops/liability/statements/{month}")
+
+    async def liability_statement_csv(self, month: str) -> str:
+        return await self.get_text(f"/v1/ops/liability/statements/{month}.csv")
+
+    async def liability_forecast(self) -> Json:
+        return await self.get("/v1/ops/liability/forecast")
+
+    async def liability_rates(self, **query: str | int | None) -> Json:
+        return await self.get("/v1/ops/liability/rates", **query)
+
+    async def issue_prices(self) -> Json:
+        return await self.get("/v1/ops/issue-prices")
+
+    async def set_issue_price(self, body: Body) -> Json:
+        return await self.post("/v1/ops/issue-prices", body)
+
+    # --- data rights (H7): a member's export and erasure (the member itself, or ops) ---
+    async def data_export(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/data-export")
+
+    async def erase(self, member: str = "me") -> Json:
+        return await self.post(f"/v1/members/{member}/erasure", {"confirm": "ERASE"})
+
+    # --- points exchange (H2): programmes and rates; a member's exchanges out; ops' card-points rates ---
+    async def exchange_programmes(self) -> Json:
+        return await self.get("/v1/exchange-programmes")
+
+    async def exchanges(self, member: str = "me", limit: int = 50) -> Json:
+        return await self.get(f"/v1/members/{member}/exchanges", limit=limit)
+
+    async def exchange(self, body: Body, member: str = "me") -> Json:
+        return await self.post(f"/v1/members/{member}/exchanges", body)
+
+    async def card_points_rates(self) -> Json:
+        return await self.get("/v1/ops/card-points-rates")
+
+    async def add_card_points_rate(self, body: Body) -> Json:
+        return await self.post("/v1/ops/card-points-rates", body)
+
+    async def save_exchange_programme(self, partner_id: str, body: Body) -> Json:
+        return await self.put(f"/v1/ops/exchange-programmes/{partner_id}", body)
+
+    async def add_exchange_rate(self, partner_id: str, body: Body) -> Json:
+        return await self.post(f"/v1/ops/exchange-programmes/{partner_id}/rates", body)
+
+    # --- batch import runs (H3, ops): `make import` records them, ops read them ---
+    async def import_runs(self, limit: int = 50) -> Json:
+        return await self.get("/v1/ops/imports", limit=limit)
 
     async def preferences(self, member: str = "me") -> Json:
         return await self.get(f"/v1/members/{member}/preferences")
@@ -261,6 +348,40 @@ class PartnersApi(OpsReads):
     async def issue_link_code(self, partner_id: str, body: Body) -> Json:
         return await self.post(f"/v1/partners/{partner_id}/link-codes", body)
 
+    # --- points exchange (H2): exchanges into the partner's programme; its staff confirm or refuse ---
+    async def partner_exchanges(self, partner_id: str, status: str = "pending") -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/exchanges", status=status)
+
+    async def confirm_exchange(self, partner_id: str, exchange_id: str, partner_reference: str) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/exchanges/{exchange_id}/confirm",
+                               {"partner_reference": partner_reference})  # fmt: skip
+
+    async def refuse_exchange(self, partner_id: str, exchange_id: str, reason: str) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/exchanges/{exchange_id}/refuse", {"reason": reason})
+
+    # --- webhooks (H6): a partner's endpoints and their delivery log ---
+    async def webhook_endpoints(self, partner_id: str) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/webhook-endpoints")
+
+    async def add_webhook_endpoint(self, partner_id: str, body: Body) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/webhook-endpoints", body)
+
+    async def change_webhook_endpoint(self, partner_id: str, endpoint_id: str, body: Body) -> Json:
+        path = f"/v1/partners/{partner_id}/webhook-endpoints/{endpoint_id}"
+        return (await self._client.call("PATCH", path, self._token, body=body)).json()
+
+    async def rotate_webhook_secret(self, partner_id: str, endpoint_id: str) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/webhook-endpoints/{endpoint_id}/secret")
+
+    async def webhook_deliveries(self, partner_id: str, **query: str | int | None) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/webhook-deliveries", **query)
+
+    async def webhook_delivery(self, partner_id: str, delivery_id: str) -> Json:
+        return await self.get(f"/v1/partners/{partner_id}/webhook-deliveries/{delivery_id}")
+
+    async def replay_webhook_delivery(self, partner_id: str, delivery_id: str) -> Json:
+        return await self.post(f"/v1/partners/{partner_id}/webhook-deliveries/{delivery_id}/replay")
+
     # ops
     async def partners(self) -> Json:
         return await self.get("/v1/partners")
@@ -280,10 +401,18 @@ class PartnersApi(OpsReads):
     async def finalise(self, body: Body) -> Json:
         return await self.post("/v1/ops/settlement-runs", body)
 
+    # --- data rights (H7): what partners posted under a member's customer refs, found by its purchases ---
+    async def member_data_export(self, member: str, purchase_event_ids: list[str]) -> Json:
+        return await self.get(f"/v1/members/{member}/data-export", purchase_event_id=purchase_event_ids)  # type: ignore[arg-type]
+
 
 class RedemptionApi(OpsReads):
     async def catalog(self, **query: str | int | None) -> Json:
         return await self.get("/v1/catalog", **query)
+
+    # --- data rights (H7): a member's orders and vouchers ---
+    async def member_data_export(self, member: str = "me") -> Json:
+        return await self.get(f"/v1/members/{member}/data-export")
 
     async def catalog_offer(self, partner_id: str, offer_id: str) -> Json:
         return await self.get(f"/v1/catalog/{partner_id}/{offer_id}")

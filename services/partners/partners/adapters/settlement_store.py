@@ -75,18 +75,19 @@ RETURNING period
 """
 
 INSERT_STATEMENTS = """
-INSERT INTO settlement_statements (period, partner_id, points_issued, points_redeemed, breakage_points)
-SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+INSERT INTO settlement_statements (period, partner_id, points_issued, points_redeemed, breakage_points,
+                                   points_exchanged)
+SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
 """
 
 INSERT_LINES = """
 INSERT INTO settlement_lines (period, partner_id, contract_valid_from, currency, issue_price_minor_per_point,
                               redemption_price_minor_per_point, breakage_rebate_share, points_issued,
                               issue_amount_minor, points_redeemed, redemption_amount_minor, breakage_points,
-                              breakage_rebate_minor, net_minor)
+                              breakage_rebate_minor, net_minor, points_exchanged, exchange_amount_minor)
 SELECT $1, * FROM unnest($2::text[], $3::date[], $4::text[], $5::numeric[], $6::numeric[], $7::numeric[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[],
-                         $14::bigint[])
+                         $14::bigint[], $15::bigint[], $16::bigint[])
 """
 
 SELECT_RUN = """
@@ -97,7 +98,8 @@ SELECT period, period_start, period_end, gifted_points, forced, finalised_by, fi
 SELECT_STATEMENTS = """
 SELECT s.partner_id, l.contract_valid_from, l.currency, l.issue_price_minor_per_point,
        l.redemption_price_minor_per_point, l.breakage_rebate_share, l.points_issued, l.issue_amount_minor,
-       l.points_redeemed, l.redemption_amount_minor, l.breakage_points, l.breakage_rebate_minor
+       l.points_redeemed, l.redemption_amount_minor, l.breakage_points, l.breakage_rebate_minor,
+       l.points_exchanged, l.exchange_amount_minor
   FROM settlement_statements s
   LEFT JOIN settlement_lines l USING (period, partner_id)
  WHERE s.period = $1 AND ($2::text IS NULL OR s.partner_id = $2)
@@ -204,6 +206,7 @@ class SettlementTransaction:
             [s.points_issued for s in statements],
             [s.points_redeemed for s in statements],
             [s.breakage_points for s in statements],
+            [s.points_exchanged for s in statements],
         )
         lines = [(s.partner_id, line) for s in statements for line in s.lines]
         await self.conn.execute(
@@ -222,6 +225,8 @@ class SettlementTransaction:
             [line.breakage_points for _, line in lines],
             [line.breakage_rebate_minor for _, line in lines],
             [line.net_minor for _, line in lines],
+            [line.points_exchanged for _, line in lines],
+            [line.exchange_amount_minor for _, line in lines],
         )
         return True
 
@@ -292,4 +297,6 @@ def _line(row: asyncpg.Record) -> StatementLine:
         redemption_amount_minor=row["redemption_amount_minor"],
         breakage_points=row["breakage_points"],
         breakage_rebate_minor=row["breakage_rebate_minor"],
+        points_exchanged=row["points_exchanged"],
+        exchange_amount_minor=row["exchange_amount_minor"],
     )

@@ -66,6 +66,10 @@ class LineOut(BaseModel):
     breakage_points: int = Field(description="Points the partner issued that expired unused.")
     breakage_rebate_minor: int = Field(description="The share of their issue price refunded to the partner.")
     net_minor: int = Field(description="Positive: the programme pays the partner; negative: the partner pays.")
+    points_exchanged: int = Field(
+        default=0, description="Points members exchanged out to the partner's programme (its miles)."
+    )
+    exchange_amount_minor: int = Field(default=0, description="What the partner is paid for them (redemption price).")
 
     @classmethod
     def of(cls, line: StatementLine) -> "LineOut":
@@ -82,6 +86,8 @@ class LineOut(BaseModel):
             breakage_points=line.breakage_points,
             breakage_rebate_minor=line.breakage_rebate_minor,
             net_minor=line.net_minor,
+            points_exchanged=line.points_exchanged,
+            exchange_amount_minor=line.exchange_amount_minor,
         )
 
 
@@ -94,6 +100,8 @@ class TotalsOut(BaseModel):
     breakage_points: int
     breakage_rebate_minor: int
     net_minor: int
+    points_exchanged: int = 0
+    exchange_amount_minor: int = 0
 
     @classmethod
     def of(cls, totals: Totals) -> "TotalsOut":
@@ -106,6 +114,8 @@ class TotalsOut(BaseModel):
             breakage_points=totals.breakage_points,
             breakage_rebate_minor=totals.breakage_rebate_minor,
             net_minor=totals.net_minor,
+            points_exchanged=totals.points_exchanged,
+            exchange_amount_minor=totals.exchange_amount_minor,
         )
 
 
@@ -122,6 +132,7 @@ class StatementOut(BaseModel):
     points_issued: int
     points_redeemed: int
     breakage_points: int
+    points_exchanged: int = 0
     lines: list[LineOut] = Field(description="One per contract version in force on a day with points.")
     totals: list[TotalsOut] = Field(description="One per currency.")
     gifts: str = GIFTS_NOTE
@@ -134,6 +145,7 @@ class StatementOut(BaseModel):
             points_issued=statement.points_issued,
             points_redeemed=statement.points_redeemed,
             breakage_points=statement.breakage_points,
+            points_exchanged=statement.points_exchanged,
             lines=[LineOut.of(line) for line in statement.lines],
             totals=[TotalsOut.of(t) for t in statement.totals],
         )
@@ -144,6 +156,7 @@ class ProgrammeOut(BaseModel):
     points_issued: int
     points_redeemed: int
     breakage_points: int
+    points_exchanged: int = 0
     gifted_points: int = Field(description="Points members gave each other; no partner money moves for them.")
     totals: list[TotalsOut] = Field(description="Every partner's totals summed, one per currency.")
 
@@ -172,6 +185,7 @@ class StatementsOut(BaseModel):
                 points_issued=summary.points_issued,
                 points_redeemed=summary.points_redeemed,
                 breakage_points=summary.breakage_points,
+                points_exchanged=summary.points_exchanged,
                 gifted_points=summary.gifted_points,
                 totals=[TotalsOut.of(t) for t in summary.totals],
             ),
@@ -206,6 +220,8 @@ CSV_COLUMNS = (
     "breakage_points",
     "breakage_rebate_minor",
     "net_minor",
+    "points_exchanged",
+    "exchange_amount_minor",
 )
 
 
@@ -234,6 +250,8 @@ def to_csv(settlement: Settlement) -> str:
                     line.breakage_points,
                     line.breakage_rebate_minor,
                     line.net_minor,
+                    line.points_exchanged,
+                    line.exchange_amount_minor,
                 )
             )
     return out.getvalue()

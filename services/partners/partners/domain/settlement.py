@@ -8,8 +8,12 @@ For partner P and a period [start, end) of posting time (UTC):
   priced at the contract's redemption price;
 - breakage        = expired points that P issued − expired points given back to `partner:P:issued`
   (a refund after expiry); P gets `breakage_rebate_share` of the issue price back for them;
-- net             = redemption amount + breakage rebate − issue amount: positive, the programme pays P;
-  negative, P pays the programme.
+- points exchanged = points that members exchanged out to P's own programme (its miles): captures of exchange
+  holds, credited to `partner:P:redeemed` with reason `exchange_out`; a measure of their own (not counted as
+  redeemed), priced like redemptions at the contract's redemption price: the programme pays P for the units
+  P credited;
+- net             = redemption amount + exchange amount + breakage rebate − issue amount: positive, the
+  programme pays P; negative, P pays the programme.
 
 Each point is priced with the contract version in force on the UTC day of its posting; a statement
 has one line per version. Amounts are Decimal products rounded once per line to whole minor units
@@ -50,6 +54,7 @@ class Measure(StrEnum):
     REDEEMED = "redeemed"
     BREAKAGE = "breakage"
     GIFTED = "gifted"
+    EXCHANGED = "exchanged"
 
 
 class Reason(StrEnum):
@@ -58,6 +63,8 @@ class Reason(StrEnum):
     EXPIRY = "expiry"
     EXPIRED_REVERSAL = "expired_reversal"
     GIFT = "gift"
+    EXCHANGE_OUT = "exchange_out"
+    """A captured exchange hold (points exchange): points exchanged out to the partner's programme."""
 
 
 # --- errors -----------------------------------------------------------------------------------------------
@@ -205,7 +212,8 @@ def entries_of(transfer: LedgerTransfer) -> tuple[Entry, ...]:
 
     debit = _partner_side(t.transfer_id, t.debit_account)
     credit = _partner_side(t.transfer_id, t.credit_account)
-    sides = {"issued": Measure.ISSUED, "redeemed": Measure.REDEEMED}
+    redeemed = Measure.EXCHANGED if t.reason == Reason.EXCHANGE_OUT else Measure.REDEEMED
+    sides = {"issued": Measure.ISSUED, "redeemed": redeemed}
     if debit is not None:
         add(debit[0], sides[debit[1]], t.amount if debit[1] == "issued" else -t.amount)
     if credit is not None:
@@ -254,14 +262,22 @@ class StatementLine:
     redemption_amount_minor: int
     breakage_points: int
     breakage_rebate_minor: int
+    points_exchanged: int = 0
+    """Points exchanged out to the partner's programme, priced at the redemption price."""
+    exchange_amount_minor: int = 0
 
     @property
     def net_minor(self) -> int:
         """Positive: the programme pays the partner; negative: the partner pays the programme."""
-        return self.redemption_amount_minor + self.breakage_rebate_minor - self.issue_amount_minor
+        return (
+            self.redemption_amount_minor + self.exchange_amount_minor + self.breakage_rebate_minor
+            - self.issue_amount_minor
+        )  # fmt: skip
 
     @classmethod
-    def priced(cls, contract: EarnContract, issued: int, redeemed: int, breakage: int) -> StatementLine:
+    def priced(
+        cls, contract: EarnContract, issued: int, redeemed: int, breakage: int, exchanged: int = 0
+    ) -> StatementLine:
         issue_price = contract.issue_price_minor_per_point
         rebate = _EXACT.multiply(_EXACT.multiply(Decimal(breakage), issue_price), contract.breakage_rebate_share)
         return cls(
@@ -278,6 +294,10 @@ class StatementLine:
             ),
             breakage_points=breakage,
             breakage_rebate_minor=minor_units(rebate),
+            points_exchanged=exchanged,
+            exchange_amount_minor=minor_units(
+                _EXACT.multiply(Decimal(exchanged), contract.redemption_price_minor_per_point)
+            ),
         )
 
 
@@ -293,6 +313,8 @@ class Totals:
     breakage_points: int = 0
     breakage_rebate_minor: int = 0
     net_minor: int = 0
+    points_exchanged: int = 0
+    exchange_amount_minor: int = 0
 
     def plus(self, line: StatementLine | Totals) -> Totals:
         return Totals(
@@ -304,6 +326,8 @@ class Totals:
             self.breakage_points + line.breakage_points,
             self.breakage_rebate_minor + line.breakage_rebate_minor,
             self.net_minor + line.net_minor,
+            self.points_exchanged + line.points_exchanged,
+            self.exchange_amount_minor + line.exchange_amount_minor,
         )
 
 
@@ -337,6 +361,10 @@ class Statement:
     def breakage_points(self) -> int:
         return sum(line.breakage_points for line in self.lines)
 
+    @property
+    def points_exchanged(self) -> int:
+        return sum(line.points_exchanged for line in self.lines)
+
 
 def statement_for(
     partner_id: str, period: Period, daily: Iterable[DailyPoints], contracts: Sequence[EarnContract]
@@ -364,6 +392,7 @@ def statement_for(
             counts.get(Measure.ISSUED, 0),
             counts.get(Measure.REDEEMED, 0),
             counts.get(Measure.BREAKAGE, 0),
+            counts.get(Measure.EXCHANGED, 0),
         )
         for version, counts in sorted(points.items())
     )
@@ -390,6 +419,7 @@ class ProgrammeSummary:
     breakage_points: int
     gifted_points: int
     totals: tuple[Totals, ...]
+    points_exchanged: int = 0
 
 
 def programme_summary(period: Period, statements: Sequence[Statement], gifted_points: int) -> ProgrammeSummary:
@@ -401,6 +431,7 @@ def programme_summary(period: Period, statements: Sequence[Statement], gifted_po
         breakage_points=sum(s.breakage_points for s in statements),
         gifted_points=gifted_points,
         totals=totals_by_currency(t for s in statements for t in s.totals),
+        points_exchanged=sum(s.points_exchanged for s in statements),
     )
 
 

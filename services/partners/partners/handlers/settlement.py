@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from partners.adapters.settlement_store import FinalisedRun, SettlementStore
+from partners.adapters.webhooks_store import enqueue_messages
 from partners.domain.earn import EarnContract
 from partners.domain.registry import UnknownPartnerError
 from partners.domain.settlement import (
@@ -27,6 +28,7 @@ from partners.domain.settlement import (
     partners_with_points,
     statement_for,
 )
+from partners.handlers.webhooks import statement_messages
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ async def finalise(
         computed = await _compute(contracts, period, daily, await tx.partner_ids())
         evidence = {**watermark.evidence(), "forced": force}
         created = await tx.insert_run(period, computed.gifted_points, force, evidence, by, computed.statements)
+        if created:  # the partners' statement.finalised webhooks, in the run's own transaction
+            await enqueue_messages(tx.conn, statement_messages(computed.statements, now), now)
     run = await store.finalised(period)
     assert run is not None, "the month was finalised in this call or by a concurrent one"
     if created:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from points.adapters import liability_checks
 from points.adapters.daily_earnings import EARNED, MEMBER_CREDITS, MEMBER_DEBITS, TAKEN_BACK, credit_source_sql
 
 
@@ -465,6 +466,214 @@ CHECKS: tuple[Check, ...] = (
           AND (b.transfer_id IS NULL OR b.amount <> g.points
                OR b.debit_account <> 'activity:' || g.activity_id || ':budget'
                OR b.credit_account <> 'member:' || g.member_id)
+        """,
+    ),
+    # --- liability (points/domain/liability.py, adapters/liability_checks.py) -------------------------------
+    Check(
+        "liability_statement_reconciles",
+        "the latest kept month-end liability statement (and the position at the start of this UTC month), "
+        "recomputed from the lots and their debits, closes with the sum of the lot-holding accounts' balances at its "
+        "end, summed from the transfers alone: difference zero",
+        liability_checks.STATEMENTS_RECONCILE,
+    ),
+    Check(
+        "liability_statement_lines_match_the_lots",
+        "each issuer's line (gifts apart) of the latest kept liability statement closes with what its lots held at "
+        "the month's end",
+        liability_checks.STATEMENT_LINES_MATCH,
+    ),
+    Check(
+        "liability_months_chain",
+        "a kept liability statement opens, issuer by issuer, with the closing of the kept month before it",
+        liability_checks.MONTHS_CHAIN,
+    ),
+    Check(
+        "liability_outstanding_matches_accounts",
+        "now: the outstanding points of every issuer (live lots) sum to the lot-holding accounts' posted balances",
+        liability_checks.OUTSTANDING_NOW,
+    ),
+    # --- adjustments (points/domain/adjustments.py) ---------------------------------------------------------
+    Check(
+        "adjustments_account_matches_posted_adjustments",
+        "the adjustments account moves only by posted adjustments, each one transfer of its points between it and "
+        "its member (credit: to the member, debit: from it), and its balance is their debits minus their credits",
+        """
+        WITH posted AS (SELECT * FROM adjustments WHERE status = 'posted')
+        SELECT p.adjustment_id, p.points, t.amount, 'posted without its transfer' AS problem
+        FROM posted p LEFT JOIN transfers t ON t.transfer_id = p.transfer_id
+        WHERE t.amount IS DISTINCT FROM p.points
+           OR (p.direction = 'credit'
+               AND (t.debit_account, t.credit_account) <> ('adjustments', 'member:' || p.member_id))
+           OR (p.direction = 'debit'
+               AND (t.debit_account, t.credit_account) <> ('member:' || p.member_id, 'adjustments'))
+        UNION ALL
+        SELECT NULL, NULL, t.amount, 'moved the adjustments account without a posted adjustment'
+        FROM transfers t
+        WHERE (t.debit_account = 'adjustments' OR t.credit_account = 'adjustments')
+          AND NOT EXISTS (SELECT 1 FROM adjustments a WHERE a.transfer_id = t.transfer_id AND a.status = 'posted')
+        UNION ALL
+        SELECT NULL, a.credits_posted - a.debits_posted,
+               (SELECT COALESCE(sum(CASE direction WHEN 'debit' THEN points ELSE -points END), 0) FROM posted),
+               'its balance is not what the posted adjustments add up to'
+        FROM accounts a
+        WHERE a.account_id = 'adjustments' AND a.credits_posted - a.debits_posted
+              <> (SELECT COALESCE(sum(CASE direction WHEN 'debit' THEN points ELSE -points END), 0) FROM posted)
+        """,
+    ),
+    Check(
+        "adjustments_four_eyes",
+        "no adjustment above its approval threshold was posted (or rejected) without a second ops user, and nobody "
+        "decided an adjustment they requested",
+        """
+        SELECT adjustment_id, points, threshold, status, requested_by, decided_by FROM adjustments
+        WHERE decided_by = requested_by
+           OR (status IN ('posted', 'rejected') AND points > threshold AND decided_by IS NULL)
+        """,
+    ),
+    Check(
+        "adjustments_audited",
+        "every adjustment has its audit entries: requested; approved (above its threshold) and posted when posted; "
+        "rejected when rejected",
+        """
+        SELECT a.adjustment_id, a.status, need.action AS missing
+        FROM adjustments a
+        CROSS JOIN LATERAL (VALUES ('adjustment.requested', true),
+                                   ('adjustment.approved', a.status = 'posted' AND a.points > a.threshold),
+                                   ('adjustment.rejected', a.status = 'rejected')) AS need(action, wanted)
+        WHERE need.wanted AND NOT EXISTS (
+            SELECT 1 FROM audit_log l WHERE l.subject = 'adjustment:' || a.adjustment_id AND l.action = need.action)
+        UNION ALL
+        SELECT a.adjustment_id, a.status, 'adjustment.posted'
+        FROM adjustments a
+        WHERE a.status = 'posted' AND NOT EXISTS (
+            SELECT 1 FROM audit_log l WHERE l.subject = 'member:' || a.member_id AND l.action = 'adjustment.posted'
+              AND l.details ->> 'adjustment_id' = a.adjustment_id::text)
+        """,
+    ),
+    # --- points exchange (H2, domain/exchange.py)
+    Check(
+        "card_points_credits_match_conversions",
+        "every exchange_in credit is one conversion, from card-points:exchange, of floor(card points x the rate in "
+        "force when the card system debited them) points, and every conversion has its credit",
+        """
+        WITH c AS (
+            SELECT c.*, (SELECT r.points_per_card_point FROM card_points_rates r WHERE r.valid_from <= c.occurred_at
+                         ORDER BY r.valid_from DESC LIMIT 1) AS rate_in_force
+            FROM card_points_conversions c
+        )
+        SELECT t.transfer_id, c.request_id, t.amount, c.points, c.card_points, c.rate, c.rate_in_force,
+               'credit without a matching conversion' AS problem
+        FROM transfers t LEFT JOIN c ON c.transfer_id = t.transfer_id
+        WHERE t.reason = 'exchange_in'
+          AND (c.request_id IS NULL OR t.amount <> c.points OR t.debit_account <> 'card-points:exchange'
+               OR t.credit_account <> c.credited OR c.rate IS DISTINCT FROM c.rate_in_force
+               OR c.points <> floor(c.card_points * c.rate) OR c.remainder <> c.card_points * c.rate - c.points)
+        UNION ALL
+        SELECT c.transfer_id, c.request_id, t.amount, c.points, c.card_points, c.rate, c.rate_in_force,
+               'conversion without its exchange_in credit'
+        FROM c LEFT JOIN transfers t ON t.transfer_id = c.transfer_id
+        WHERE t.transfer_id IS NULL OR t.reason <> 'exchange_in'
+        """,
+    ),
+    Check(
+        "exchange_out_holds_match_requests",
+        "every exchange's hold reserves its points from the member for the partner's redeemed account; a captured "
+        "one was confirmed and posted as one exchange_out transfer, a refused one was refused; every exchange_out "
+        "transfer captures an exchange's hold",
+        """
+        SELECT e.exchange_id, h.hold_id, h.status, h.void_reason, e.decision, t.transfer_id, 'hold and request differ'
+        FROM exchanges e JOIN holds h USING (hold_id) LEFT JOIN transfers t ON t.transfer_id = h.transfer_id
+        WHERE h.amount <> e.points OR h.member_id <> e.member_id OR h.order_id <> e.exchange_id
+           OR h.debit_account <> 'member:' || e.member_id
+           OR h.credit_account <> 'partner:' || e.partner_id || ':redeemed'
+           OR (h.status = 'posted' AND (e.decision IS DISTINCT FROM 'confirm' OR t.reason <> 'exchange_out'))
+           OR (h.void_reason = 'refused_by_partner' AND e.decision IS DISTINCT FROM 'refuse')
+        UNION ALL
+        SELECT NULL, h.hold_id, h.status, h.void_reason, NULL, t.transfer_id, 'exchange_out without an exchange'
+        FROM transfers t LEFT JOIN holds h ON h.transfer_id = t.transfer_id
+        LEFT JOIN exchanges e ON e.hold_id = h.hold_id
+        WHERE t.reason = 'exchange_out' AND e.exchange_id IS NULL
+        """,
+    ),
+    Check(
+        "exchange_daily_limits_kept",
+        "no member has more points pending or captured with a programme on one programme day than the daily limit "
+        "in force when each of those exchanges was asked for",
+        """
+        SELECT * FROM (
+            SELECT e.exchange_id, e.member_id, e.partner_id, e.programme_day, e.daily_limit_points,
+                   sum(e.points) OVER (PARTITION BY e.member_id, e.partner_id, e.programme_day
+                                       ORDER BY e.requested_at, e.exchange_id) AS exchanged_until_then
+            FROM exchanges e JOIN holds h USING (hold_id) WHERE h.status <> 'voided'
+        ) x WHERE exchanged_until_then > daily_limit_points
+        """,
+    ),
+    # --- velocity reviews (points/domain/velocity.py, handlers/reviews.py) -----------------------------------
+    Check(
+        "suspense_holds_the_open_reviews",
+        "the suspense account review:pending holds exactly the open reviews' points (their purchases' points minus "
+        "what refunds reversed)",
+        """
+        SELECT COALESCE(a.credits_posted - a.debits_posted, 0) AS suspense, o.open_points
+        FROM (SELECT COALESCE(sum(e.points - e.points_reversed), 0) AS open_points
+              FROM earning_reviews r JOIN earnings e USING (source_key) WHERE r.status = 'open') o
+        LEFT JOIN accounts a ON a.account_id = 'review:pending'
+        WHERE COALESCE(a.credits_posted - a.debits_posted, 0) <> o.open_points
+        """,
+    ),
+    Check(
+        "decided_reviews_moved_once",
+        "a released review moved its points from review:pending to its identifier's holder, a rejected one back to "
+        "its issuer, by exactly one transfer of its decided points (its earning now names that account as holder); "
+        "open and cancelled reviews by none",
+        """
+        SELECT r.review_id, r.status, r.decided_points, e.holder_account, count(t.transfer_id) AS decision_transfers,
+               min(t.amount) AS amount, min(t.credit_account) AS credited
+        FROM earning_reviews r JOIN earnings e USING (source_key)
+        LEFT JOIN transfers t ON t.debit_account = 'review:pending' AND t.memo ->> 'review_id' = r.review_id::text
+                             AND t.reason IN ('review_released', 'review_rejected')
+        GROUP BY r.review_id, r.status, r.decided_points, r.transfer_id, r.issuer_account, e.holder_account
+        HAVING (r.status IN ('released', 'rejected')
+                AND (count(t.transfer_id) <> 1 OR min(t.transfer_id::text) <> r.transfer_id::text
+                     OR min(t.amount) <> r.decided_points OR min(t.credit_account) <> e.holder_account
+                     OR (r.status = 'rejected') <> (min(t.credit_account) = r.issuer_account)))
+            OR (r.status IN ('open', 'cancelled') AND count(t.transfer_id) > 0)
+        """,
+    ),
+    Check(
+        "held_earnings_never_credited_to_members",
+        "a held purchase's earn transfer went to review:pending, nothing its purchase caused reached a member, and "
+        "while its review is open its earning's holder is review:pending",
+        """
+        SELECT r.review_id, r.status, e.holder_account, earn.credit_account AS earn_credited,
+               stray.credit_account AS credited_to_member
+        FROM earning_reviews r JOIN earnings e USING (source_key)
+        LEFT JOIN transfers earn ON earn.cause_event_id = r.event_id
+                                AND earn.reason IN ('partner_purchase', 'card_purchase')
+        LEFT JOIN transfers stray ON stray.cause_event_id = r.event_id AND stray.credit_account LIKE 'member:%'
+        WHERE earn.credit_account IS DISTINCT FROM 'review:pending' OR stray.transfer_id IS NOT NULL
+           OR (r.status = 'open' AND e.holder_account <> 'review:pending')
+        """,
+    ),
+    # Data rights (H7): an erasure renames an identifier and its unclaimed account together (domain/erasure.py).
+    Check(
+        "unclaimed_accounts_name_identifiers",
+        "every unclaimed account is the account of an identifier that exists (an erasure renames both as one)",
+        """
+        SELECT a.account_id FROM accounts a
+        LEFT JOIN identifiers i ON i.identifier = substr(a.account_id, length('unclaimed:') + 1)
+        WHERE a.kind = 'unclaimed' AND i.identifier IS NULL
+        """,
+    ),
+    Check(
+        "erased_members_keep_no_personal_values",
+        "an erased member's name is a pseudonym and none of the identifiers it held when erased is linked to it",
+        """
+        SELECT m.member_id, x.display_name LIKE 'erased-%' AS name_erased, count(i.identifier) AS still_linked
+        FROM member_erasures m JOIN members x USING (member_id)
+        LEFT JOIN identifiers i ON i.member_id = m.member_id AND i.linked_at <= m.erased_at
+        GROUP BY m.member_id, x.display_name
+        HAVING x.display_name NOT LIKE 'erased-%' OR count(i.identifier) > 0
         """,
     ),
 )

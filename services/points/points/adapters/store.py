@@ -330,14 +330,19 @@ class Transaction:
         wanted = sorted(set(identifiers))
         if not wanted:
             return {}
-        await self.conn.execute(ENSURE_IDENTIFIERS, wanted)
-        rows = await self.conn.fetch(LOCK_IDENTIFIERS_SHARED, wanted)
-        return {row["identifier"]: row["member_id"] for row in rows}
+        found: dict[str, uuid.UUID | None] = {}
+        while missing := [i for i in wanted if i not in found]:
+            # A row can vanish while we wait for its lock: an erasure renamed it (handlers/member_data.py).
+            await self.conn.execute(ENSURE_IDENTIFIERS, missing)
+            rows = await self.conn.fetch(LOCK_IDENTIFIERS_SHARED, missing)
+            found |= {row["identifier"]: row["member_id"] for row in rows}
+        return found
 
     async def lock_identifier(self, identifier: str) -> uuid.UUID | None:
-        await self.conn.execute(ENSURE_IDENTIFIERS, [identifier])
-        row = await self.conn.fetchrow(LOCK_IDENTIFIER, identifier)
-        assert row is not None
+        row = None
+        while row is None:  # the row vanishes if an erasure renamed it while we waited for its lock
+            await self.conn.execute(ENSURE_IDENTIFIERS, [identifier])
+            row = await self.conn.fetchrow(LOCK_IDENTIFIER, identifier)
         member: uuid.UUID | None = row["member_id"]
         return member
 

@@ -55,6 +55,9 @@ class Balance(BaseModel):
     next_expiry_points: int = Field(
         description="Points left in the lots that expire on the UTC date of `next_expiry_at`; 0 when none."
     )
+    pending_review: int = Field(
+        default=0, description="Points of purchases held for review (velocity rules): not in posted, not spendable."
+    )
 
 
 class LotOut(BaseModel):

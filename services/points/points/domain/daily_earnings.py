@@ -66,8 +66,9 @@ EARNED_REASONS: Mapping[str, Source] = {
 }
 """Credits whose reason names their source; besides these, `bonus_*` are activities' and `claim` is by identifier."""
 
-NOT_EARNED = frozenset({"red_packet_return"})
-"""Credits that are the member's own points coming back (what nobody grabbed of its red packet)."""
+NOT_EARNED = frozenset({"red_packet_return", "migration"})
+"""Credits that are the member's own points coming back (what nobody grabbed of its red packet), or that it held
+in the old programme already (a migrated balance, domain/imports.py): not earned the day they arrive."""
 
 TAKEN_BACK_REASONS: Mapping[str, Source | None] = {
     "partner_refund": Source.PARTNER,

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from points.domain.ledger import (
     BREAKAGE,
+    REVIEW_PENDING,
     AccountKind,
     Book,
     LedgerError,
@@ -116,6 +117,25 @@ class EarnListener(Protocol):
         """The refund just reversed the purchase's own points; `earning.refunded_minor` is the new total."""
 
 
+class EarnScreen(Protocol):
+    """Decides, purchase by purchase, which earnings are held for review (points/domain/velocity.py)."""
+
+    def check(self, fact: Earn, holder: str) -> Any:
+        """Why the purchase is held (a Finding), or None to credit it to `holder`."""
+
+    def record(self, fact: Earn, holder: str, credited: bool) -> None:
+        """Count the purchase, once it was credited or held."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """A purchase whose points went to the suspense account instead of `holder`, and why."""
+
+    fact: Earn
+    holder: str
+    finding: Any
+
+
 class CurrencyMismatchError(LedgerError):
     """A refund in another currency than its purchase: it cannot be applied in proportion."""
 
@@ -124,6 +144,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE_PURCHASE = "duplicate_purchase"
     PARKED = "parked"
+    HELD = "held_for_review"
     REJECTED = "rejected"
 
 
@@ -162,17 +183,28 @@ class EarnPlan:
     unparked: list[uuid.UUID] = field(default_factory=list)
     rejected: list[tuple[Reverse, str]] = field(default_factory=list)
     """Parked reversals that cannot apply, with the reason; they go to the dead-letter topic."""
+    screen: EarnScreen | None = None
+    held: list[Held] = field(default_factory=list)
+    """Purchases held for review: their points are pending in REVIEW_PENDING, not their holder's."""
+    cancelled: list[Earning] = field(default_factory=list)
+    """Held earnings that refunds reversed in full: their review is over."""
 
     def earn(self, fact: Earn) -> Outcome:
         if fact.source_key in self.earnings:
             return Outcome.DUPLICATE_PURCHASE
         holder = self.holders[fact.identifier]
+        finding = self.screen.check(fact, holder) if self.screen is not None and fact.points > 0 else None
+        credited = holder if finding is None else REVIEW_PENDING
         earning = Earning(
             fact.source_key, fact.event_id, fact.identifier, fact.issuer_account,
-            fact.amount_minor, fact.currency, fact.points, partner_id=fact.partner_id, holder_account=holder,
+            fact.amount_minor, fact.currency, fact.points, partner_id=fact.partner_id, holder_account=credited,
         )  # fmt: skip
         self.earnings[fact.source_key] = earning
         self.new_earnings.append(earning)
+        if self.screen is not None:
+            self.screen.record(fact, holder, credited=finding is None)
+        if finding is not None:
+            return self._hold(fact, holder, finding, earning)
         if fact.points > 0:
             self.book.transfer(
                 transfer_id=earning.lot_id,
@@ -189,10 +221,23 @@ class EarnPlan:
             self._repay_clawback(holder, fact)
         if self.listener is not None:
             self.listener.earned(fact, holder)
-        for waiting in self.parked.pop(fact.source_key, []):
+        self._unpark(earning)
+        return Outcome.APPLIED
+
+    def _hold(self, fact: Earn, holder: str, finding: Any, earning: Earning) -> Outcome:
+        """The purchase's points go to the suspense account; no bonus, no tier credit, no clawback repayment."""
+        self.book.transfer(
+            transfer_id=earning.lot_id, debit=fact.issuer_account, credit=REVIEW_PENDING, amount=fact.points,
+            reason=fact.reason, cause_event_id=fact.event_id, occurred_at=fact.occurred_at, memo=fact.memo,
+        )  # fmt: skip
+        self.held.append(Held(fact, holder, finding))
+        self._unpark(earning)
+        return Outcome.HELD
+
+    def _unpark(self, earning: Earning) -> None:
+        for waiting in self.parked.pop(earning.source_key, []):
             self.unparked.append(waiting.event_id)
             self._try_reverse(waiting, earning)
-        return Outcome.APPLIED
 
     def reverse(self, fact: Reverse) -> Outcome:
         """Raises CurrencyMismatchError for a reversal that cannot apply: its record is dead-lettered."""
@@ -226,11 +271,13 @@ class EarnPlan:
         if earning not in self.new_earnings:
             self.changed_earnings[earning.source_key] = earning
         made: list[Transfer] = []
-        if points:
+        holder = holder_of_earning(earning, self.holders)
+        if points and holder != earning.issuer_account:  # a rejected review's points went back to their issuer
             made = take_back(
-                self.book, fact, holder=holder_of_earning(earning, self.holders), credit=earning.issuer_account,
-                points=points, prefer_lot=earning.lot_id,
-            )  # fmt: skip
+                self.book, fact, holder=holder, credit=earning.issuer_account, points=points, prefer_lot=earning.lot_id
+            )
+        if holder == REVIEW_PENDING and earning.points_reversed >= earning.points:
+            self.cancelled.append(earning)
         if self.listener is not None and refunded > before:
             self.listener.reversed(fact, earning, before)
         return made

@@ -46,8 +46,13 @@ def place(book: Book, hold: Hold) -> bool:
     return True
 
 
-def capture(book: Book, hold: Hold, at: datetime, cause_event_id: uuid.UUID) -> Transfer:
-    """Post a pending hold: the reservation becomes a transfer that takes the member's lots."""
+def capture(
+    book: Book, hold: Hold, at: datetime, cause_event_id: uuid.UUID, reason: str = "redemption",
+    memo: Mapping[str, Any] | None = None,
+) -> Transfer:  # fmt: skip
+    """Post a pending hold: the reservation becomes a transfer that takes the member's lots.
+
+    `reason` and `memo` name what the hold paid for (a redemption order; an exchange, domain/exchange.py)."""
     if hold.status is not HoldStatus.PENDING:
         raise LedgerError(f"hold {hold.hold_id} is {hold.status}, not pending")
     book.unreserve(hold.debit_account, hold.credit_account, hold.amount)
@@ -56,10 +61,10 @@ def capture(book: Book, hold: Hold, at: datetime, cause_event_id: uuid.UUID) -> 
         debit=hold.debit_account,
         credit=hold.credit_account,
         amount=hold.amount,
-        reason="redemption",
+        reason=reason,
         cause_event_id=cause_event_id,
         occurred_at=at,
-        memo={"hold_id": str(hold.hold_id), "order_id": str(hold.order_id)},
+        memo=memo if memo is not None else {"hold_id": str(hold.hold_id), "order_id": str(hold.order_id)},
     )
     hold.status = HoldStatus.POSTED
     hold.transfer_id = made.transfer_id

@@ -39,6 +39,14 @@ class AccountKind(StrEnum):
     PROGRAMME = "programme"
     PACKET = "packet"
     """A red packet's pool: the lots it was funded with wait here until grabbed or returned (domain/packets.py)."""
+    CARD_EXCHANGE = "card_exchange"
+    """Issues the alliance points converted from the bank's card points (domain/exchange.py), like an issuer."""
+    REVIEW = "review"
+    """Suspense: earnings the velocity rules hold for review, until ops release or reject them (domain/velocity.py)."""
+    ADJUSTMENT = "adjustment"
+    """Ops adjustments (domain/adjustments.py): credits to members come from it, debits go back to it."""
+    MIGRATION = "migration"
+    """Issues the balances migrated from the old programme (domain/imports.py), like the card's issuer."""
 
     @property
     def holds_lots(self) -> bool:
@@ -62,6 +70,14 @@ BREAKAGE = "breakage"
 CARD_ISSUED = "card:issued"
 PROGRAMME = "programme"
 """Funds reward activities' budgets: its balance is what the programme has committed to bonuses."""
+CARD_POINTS_EXCHANGE = "card-points:exchange"
+"""Issuer of points converted from card points: minus its balance is what card points brought in (exchange)."""
+REVIEW_PENDING = "review:pending"
+"""Points of earnings held for review: its balance is the sum of the open reviews' points (never a member's)."""
+MIGRATION = "migration"
+"""Issuer of migrated balances (batch import): minus its balance is what the import brought in."""
+ADJUSTMENTS = "adjustments"
+"""Ops adjustments' counterparty: minus its balance is what adjustments added to members, net."""
 
 
 @functools.lru_cache(maxsize=1 << 17)  # a member's accounts are named many times per batch
@@ -110,6 +126,14 @@ def kind_of(account_id: str) -> AccountKind:
         return AccountKind.CARD_ISSUED
     if account_id == PROGRAMME:
         return AccountKind.PROGRAMME
+    if account_id == CARD_POINTS_EXCHANGE:
+        return AccountKind.CARD_EXCHANGE
+    if account_id == REVIEW_PENDING:
+        return AccountKind.REVIEW
+    if account_id == MIGRATION:
+        return AccountKind.MIGRATION
+    if account_id == ADJUSTMENTS:
+        return AccountKind.ADJUSTMENT
     if account_id.startswith("activity:") and account_id.endswith(":budget"):
         return AccountKind.ACTIVITY_BUDGET
     prefix = account_id.split(":", 1)[0]

@@ -23,6 +23,7 @@ from points.domain.ledger import (
     BREAKAGE,
     CARD_ISSUED,
     PROGRAMME,
+    REVIEW_PENDING,
     AccountKind,
     Book,
     kind_of,
@@ -33,9 +34,11 @@ from points.domain.ledger import (
     unclaimed_account,
 )
 from points.domain.tiers import TierSets
+from points.domain.velocity import VelocityRules
 from points.handlers.activities import EarnRewards
 from points.handlers.ledger_events import LedgerEventWriter, post_changes
 from points.handlers.tiers import DEFAULT_ZONE, earn_tiers, needs_programme, save_earn_tiers, tier_sets_for
+from points.handlers.velocity import held_messages, save_screening, screen_for
 
 Fact = Earn | Reverse
 
@@ -119,12 +122,14 @@ async def apply_earn_batch(
     events: LedgerEventWriter,
     lot_validity: timedelta,
     zone: ZoneInfo = DEFAULT_ZONE,
+    rules: VelocityRules | None = None,
 ) -> BatchOutcome:
     """Apply each fact once, in order: the inbox claim, transfers, lots and ledger events share one transaction.
 
     Lock order (the same in every handler, so that concurrent work never deadlocks): the batch's
     purchases (source keys), the tier set (shared), identifiers, activities, then accounts, each in sorted
     order. `zone` is the programme's (settings.programme_zone): the days its members' qualifying points count on.
+    `rules` are the velocity rules that may hold purchases for review (points/handlers/velocity.py); None: none.
     """
     outcome = BatchOutcome()
     async with store.transaction() as tx:
@@ -137,13 +142,15 @@ async def apply_earn_batch(
         # A purchase and its refund on two processes at once: the later one waits, then sees the earlier.
         await tx.lock_purchases(f.source_key for f in facts)
         tier_sets = await tier_sets_for(tx, [f for f in facts if isinstance(f, Earn)])
-        batch = await _load(tx, facts, lot_validity, tier_sets)
+        screening = rules is not None and rules.screens_earnings
+        batch = await _load(tx, facts, lot_validity, tier_sets, screening)
+        screen = await screen_for(tx, rules, batch.earns, batch.holders)
         tiers = await earn_tiers(
             tx, tier_sets, batch.book, batch.earnings, batch.earns, batch.holders, zone, lot_validity
         )
         batch.rewards.tier_of = tiers.tier_of
         listeners = _Listeners((tiers, batch.rewards))
-        plan = EarnPlan(batch.book, batch.holders, batch.earnings, batch.parked, lot_validity, listeners)
+        plan = EarnPlan(batch.book, batch.holders, batch.earnings, batch.parked, lot_validity, listeners, screen=screen)
         await batch.rewards.start(batch.book)
         for fact in facts:
             outcome.add(plan.earn(fact) if isinstance(fact, Earn) else plan.reverse(fact))
@@ -154,9 +161,11 @@ async def apply_earn_batch(
         await tx.park(plan.newly_parked)
         await tx.unpark(plan.unparked)
         rejected = [dead_letter(events.dead_letter_topic(topic), fact, reason) for fact, reason in plan.rejected]
-        await post_changes(tx, batch.book, events, correlations=correlations, extra=rejected)
+        reviews, held = held_messages(events.reviews_topic, plan, lot_validity)
+        await post_changes(tx, batch.book, events, correlations=correlations, extra=rejected + held)
         await batch.rewards.save(datetime.now(UTC))
         await save_earn_tiers(tx, tiers, events.tiers_topic)
+        await save_screening(tx, screen, reviews, plan, events.reviews_topic)
     return outcome
 
 
@@ -185,8 +194,13 @@ class _Batch:
     book: Book
 
 
-async def _load(tx: Transaction, facts: Sequence[Fact], lot_validity: timedelta, tier_sets: TierSets) -> _Batch:
-    """Read and lock what the batch touches: earnings, parked refunds, identifiers, activities, accounts, lots."""
+async def _load(
+    tx: Transaction, facts: Sequence[Fact], lot_validity: timedelta, tier_sets: TierSets, screening: bool = False
+) -> _Batch:
+    """Read and lock what the batch touches: earnings, parked refunds, identifiers, activities, accounts, lots.
+
+    `screening`: velocity rules may hold purchases, whose points then go to the suspense account (shared).
+    """
     earns = [f for f in facts if isinstance(f, Earn)]
     earnings = await tx.earnings(f.source_key for f in facts)
     parked = await tx.parked(f.source_key for f in earns)
@@ -204,12 +218,13 @@ async def _load(tx: Transaction, facts: Sequence[Fact], lot_validity: timedelta,
     debited = {_holder(k, earnings, holders, identifier_of) for k in reversed_keys if k in identifier_of}
     debited |= rewarded.debited
     debtors = {receivable_account(member_of(h)) for h in debited if kind_of(h) is AccountKind.MEMBER}
-    await tx.ensure_accounts(set(holders.values()) | issuers | debtors | debited)
+    suspense = {REVIEW_PENDING} if screening else set()
+    await tx.ensure_accounts(set(holders.values()) | issuers | debtors | debited | suspense)
     receivables = {receivable_account(m) for m in links.values() if m is not None} | debtors
     breakage = {BREAKAGE} if any(kind_of(h) is AccountKind.UNCLAIMED for h in debited) else set()
     programme = {PROGRAMME} if needs_programme(tier_sets, earnings.values()) else set()  # tier bonuses
     accounts = await tx.lock_accounts(
-        set(holders.values()) | debited | issuers | receivables | breakage | rewarded.locked | programme
+        set(holders.values()) | debited | issuers | receivables | breakage | rewarded.locked | programme | suspense
     )
     owing = {
         member_account(member_of(a.account_id)) for a in accounts if a.kind is AccountKind.RECEIVABLE and a.posted < 0

@@ -6,11 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from points.adapters.store import PointsStore
+from points.adapters.store import PointsStore, Transaction
+from points.adapters.velocity_store import VelocitySql
 from points.domain import holds
 from points.domain.ledger import Book, member_account
+from points.domain.velocity import refusal
 from points.handlers.ledger_events import LedgerEventWriter, post_changes
 from points.handlers.members import MemberNotFoundError
+from points.handlers.velocity import gifts_today
 
 
 class GiftRefusedError(ValueError):
@@ -63,6 +66,7 @@ async def give(
         if given_today + amount > daily_limit:
             left = max(daily_limit - given_today, 0)
             raise GiftRefusedError(f"the daily gift limit is {daily_limit} points; {left} left today (UTC)")
+        await _within_gift_count(tx, sender, now)
         available = book.account(source).available
         if available < amount:
             raise GiftRefusedError(f"only {available} points available to give")
@@ -70,3 +74,12 @@ async def give(
         await tx.insert_gift(gift_id, sender, recipient, amount, message, now)
         await post_changes(tx, book, events)
     return GiftOutcome(gift_id, amount, now, new=True)
+
+
+async def _within_gift_count(tx: Transaction, sender: uuid.UUID, now: datetime) -> None:
+    """The velocity rule of gifts per member and day (a count, beside the daily limit of points)."""
+    limit = (await VelocitySql(tx.conn).latest_rules())[0].gifts_per_day
+    if limit is not None:
+        reason = refusal("gifts", await gifts_today(tx, sender, now), limit)
+        if reason is not None:
+            raise GiftRefusedError(reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from contracts.envelope import Event
@@ -27,11 +28,13 @@ from contracts.topics import HOLD_RESULTS
 from loyalty_runtime.inbox import first_copies
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
-from points.adapters.store import PointsStore
+from points.adapters.store import PointsStore, Transaction
 from points.domain import holds as two_phase
 from points.domain.holds import Hold, HoldStatus
 from points.domain.ledger import Book, member_account, partner_redeemed_account, transfer_id
+from points.domain.velocity import refusal
 from points.handlers.ledger_events import LedgerEventWriter, post_changes
+from points.handlers.velocity import holds_today
 
 SOURCE = "points"
 HOLDS_PER_EXPIRY_RUN = 500
@@ -62,9 +65,13 @@ def _ref(hold: Hold) -> dict[str, uuid.UUID]:
 
 
 async def apply_hold_commands(
-    store: PointsStore, topic: str, commands: Sequence[Event], events: LedgerEventWriter, results: HoldResults
-) -> int:
-    """Each command once, in order, in one transaction with its ledger changes and result events."""
+    store: PointsStore, topic: str, commands: Sequence[Event], events: LedgerEventWriter, results: HoldResults,
+    redemptions_per_day: int | None = None,
+) -> int:  # fmt: skip
+    """Each command once, in order, in one transaction with its ledger changes and result events.
+
+    `redemptions_per_day` (a velocity rule): a member's holds beyond it today (UTC) are refused, `redemption_limit`.
+    """
     async with store.transaction() as tx:
         fresh = await tx.claim_inbox(topic, [c.event_id for c in commands])
         commands = first_copies(commands, fresh, lambda c: c.event_id)
@@ -80,13 +87,15 @@ async def apply_hold_commands(
         capturing = {member_account(c.payload.member_id) for c in commands if isinstance(c, CaptureHold)}
         book = Book(accounts, await tx.live_lots(capturing))
         book.mark_lots_loaded(capturing)
-
         now = datetime.now(UTC)
+        limit = DayLimit(redemptions_per_day, await _holds_today(tx, requests, redemptions_per_day, now))
+
         placed: list[Hold] = []
         settled: dict[uuid.UUID, Hold] = {}
         for command in commands:
-            if isinstance(command, HoldPoints):
+            if isinstance(command, HoldPoints) and not limit.refuses(command, holds, book, results):
                 _hold(book, command, holds, known, placed, results)
+                limit.count(command, placed)
             elif isinstance(command, CaptureHold):
                 _capture(book, command, holds, settled, results, now)
             elif isinstance(command, ReleaseHold):
@@ -95,6 +104,40 @@ async def apply_hold_commands(
         await post_changes(tx, book, events, extra=results.messages)
         await tx.settle_holds(list(settled.values()), now)
     return len(commands)
+
+
+async def _holds_today(
+    tx: Transaction, requests: Sequence[HoldPoints], limit: int | None, now: datetime
+) -> dict[uuid.UUID, int]:
+    """Holds each requesting member placed today: read under their accounts' locks, so concurrent batches agree."""
+    if limit is None or not requests:
+        return {}
+    return await holds_today(tx, sorted({c.payload.member_id for c in requests}), now)
+
+
+@dataclass
+class DayLimit:
+    """The velocity rule of redemptions per member and day (points/domain/velocity.py: refusal)."""
+
+    limit: int | None
+    done: dict[uuid.UUID, int]
+
+    def refuses(self, command: HoldPoints, holds: dict[uuid.UUID, Hold], book: Book, results: HoldResults) -> bool:
+        p = command.payload
+        if self.limit is None or p.hold_id in holds:
+            return False  # a hold asked for again is answered as the first time
+        if refusal("redemptions", self.done.get(p.member_id, 0), self.limit) is None:
+            return False
+        account = member_account(p.member_id)
+        available = max(book.account(account).available, 0) if book.has_account(account) else 0
+        payload = RejectedPayload(**_ref_of(p), reason="redemption_limit", available=available)
+        results.add(command, p, HoldRejected, payload, "rejected")
+        return True
+
+    def count(self, command: HoldPoints, placed: list[Hold]) -> None:
+        """After `_hold`: a hold it placed counts towards the member's day."""
+        if self.limit is not None and placed and placed[-1].hold_id == command.payload.hold_id:
+            self.done[command.payload.member_id] = self.done.get(command.payload.member_id, 0) + 1
 
 
 def _hold(

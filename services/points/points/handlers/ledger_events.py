@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import orjson
 
-from contracts.topics import LEDGER_EVENTS, LEDGER_TRANSFERS, MEMBER_TIERS
+from contracts.topics import EARNING_REVIEWS, LEDGER_EVENTS, LEDGER_TRANSFERS, MEMBER_TIERS
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
 from points.adapters.store import Transaction
 from points.domain.ledger import Book, Changes, Transfer, member_of
+from points.handlers.ledger_audit import audit_ops_move
 
 SOURCE = "points"
 
@@ -23,6 +24,8 @@ class LedgerEventWriter:
         self.transfers_topic = LEDGER_TRANSFERS.qualified(topic_prefix)
         self.tiers_topic = MEMBER_TIERS.qualified(topic_prefix)
         """TierChanged of members' tiers (points/handlers/tiers.py), which the earn batch may decide too."""
+        self.reviews_topic = EARNING_REVIEWS.qualified(topic_prefix)
+        """Earnings held for review and their decisions (points/handlers/reviews.py), the earn batch's too."""
 
     @staticmethod
     def dead_letter_topic(topic: str) -> str:
@@ -114,4 +117,5 @@ async def post_changes(
     posted_at = datetime.now(UTC)
     await tx.write(changes, posted_at)
     await tx.enqueue([*events.for_transfers(changes.transfers, posted_at, correlations), *extra])
+    await audit_ops_move(tx, changes)
     return changes

@@ -20,6 +20,7 @@ from points.domain.ledger import Book
 from points.domain.rewards import ClaimRefusedError, Rewards
 from points.handlers.earn import card_identifier
 from points.handlers.members import MemberNotFoundError
+from points.handlers.reviews import pending_points
 from points.handlers.tiers import tier_now
 
 EXPIRING_WINDOW = timedelta(days=30)
@@ -52,7 +53,8 @@ async def balance(store: PointsStore, member_id: uuid.UUID) -> dict[str, Any]:
     row = await store.balance(member_id, EXPIRING_WINDOW)
     if row is None:
         raise MemberNotFoundError(member_id)
-    return {"member_id": member_id, **dict(row), "expiring_within_days": EXPIRING_WINDOW.days}
+    return {"member_id": member_id, **dict(row), "expiring_within_days": EXPIRING_WINDOW.days,
+            "pending_review": await pending_points(store, member_id)}  # fmt: skip
 
 
 async def lots(store: PointsStore, member_id: uuid.UUID, cursor: str | None, limit: int) -> Page:

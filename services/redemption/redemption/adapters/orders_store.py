@@ -56,7 +56,7 @@ WHERE o.order_id = u.order_id
 RESERVE_STOCK = """
 UPDATE catalog SET units_reserved = units_reserved + $3
 WHERE partner_id = $1 AND offer_id = $2 AND stock - units_reserved - units_sold >= $3
-RETURNING 1
+RETURNING stock, units_reserved, units_sold
 """
 
 RETURN_STOCK = "UPDATE catalog SET units_reserved = units_reserved - $3 WHERE partner_id = $1 AND offer_id = $2"
@@ -121,9 +121,20 @@ def to_order(row: asyncpg.Record) -> Order:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class SoldOut:
+    """An order reserved the last unit of its offer (the partners' offer.out_of_stock webhook)."""
+
+    order: Order
+    stock: int
+    units_reserved: int
+    units_sold: int
+
+
 class OrdersTransaction:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.sold_out: list[SoldOut] = []
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         return await inbox.claim(self.conn, topic, event_ids)
@@ -176,7 +187,11 @@ class OrdersTransaction:
             )
 
     async def reserve_stock(self, order: Order) -> bool:
-        return await self.conn.fetchval(RESERVE_STOCK, order.partner_id, order.offer_id, order.quantity) is not None
+        """Reserve the order's units if there are enough; an order that takes the last one is kept in `sold_out`."""
+        row = await self.conn.fetchrow(RESERVE_STOCK, order.partner_id, order.offer_id, order.quantity)
+        if row is not None and row["stock"] - row["units_reserved"] - row["units_sold"] <= 0:
+            self.sold_out.append(SoldOut(order, row["stock"], row["units_reserved"], row["units_sold"]))
+        return row is not None
 
     async def return_stock(self, order: Order) -> None:
         await self.conn.execute(RETURN_STOCK, order.partner_id, order.offer_id, order.quantity)

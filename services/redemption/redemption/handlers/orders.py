@@ -33,7 +33,8 @@ from contracts.events.orders import (
     OrderPlaced,
     PaymentFailedPayload,
 )
-from contracts.topics import HOLD_COMMANDS, REDEMPTION_ORDERS
+from contracts.events.stock import OfferOutOfStock, StockPayload
+from contracts.topics import HOLD_COMMANDS, OFFER_STOCK, REDEMPTION_ORDERS
 from loyalty_runtime.inbox import first_copies
 from loyalty_runtime.outbox import OutboxMessage
 from loyalty_runtime.telemetry import inject_context
@@ -64,6 +65,7 @@ class Saga:
             raise ValueError("the fulfilment deadline must come well before the hold expires")
         self.commands = HOLD_COMMANDS.qualified(topic_prefix)
         self.orders = REDEMPTION_ORDERS.qualified(topic_prefix)
+        self.stock = OFFER_STOCK.qualified(topic_prefix)
         self.hold_ttl = hold_ttl
         self.fulfilment_timeout = fulfilment_timeout
 
@@ -120,8 +122,22 @@ class Saga:
                     order.voucher_code = "-".join(secrets.token_hex(2).upper() for _ in range(4))
             messages += self.messages(order)
             order.asks.clear()
+        messages += self.out_of_stock(tx)
         await tx.save(orders)
         await tx.enqueue(messages)
+
+    def out_of_stock(self, tx: OrdersTransaction) -> list[OutboxMessage]:
+        """OfferOutOfStock for each offer whose last unit an order of this transaction reserved."""
+        found: list[OfferOutOfStock] = []
+        for s in tx.sold_out:
+            payload = StockPayload(partner_id=s.order.partner_id, offer_id=s.order.offer_id, stock=s.stock,
+                                   units_reserved=s.units_reserved, units_sold=s.units_sold)  # fmt: skip
+            event_id = uuid.uuid5(_EVENTS, f"{s.order.order_id}:out_of_stock")
+            found.append(OfferOutOfStock(event_id=event_id, occurred_at=datetime.now(UTC), source=SOURCE,
+                                         correlation_id=s.order.order_id, payload=payload))  # fmt: skip
+        tx.sold_out.clear()
+        headers = inject_context({})
+        return [OutboxMessage(self.stock, e.payload.partner_id, e.model_dump_json().encode(), headers) for e in found]
 
 
 async def place_order(

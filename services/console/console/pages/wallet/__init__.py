@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console.pages.wallet import earnings, home, packets, preferences, share_links, tier
+from console.pages.wallet import earnings, exchange, home, my_data, packets, preferences, share_links, tier
 
 
 def router() -> APIRouter:
@@ -14,5 +14,7 @@ def router() -> APIRouter:
     api.include_router(tier.router())
     api.include_router(packets.router())
     api.include_router(preferences.router())
+    api.include_router(my_data.router())  # data rights (H7)
+    api.include_router(exchange.router())  # points exchange (H2)
     api.include_router(share_links.router())  # and the public /s/{code}
     return api

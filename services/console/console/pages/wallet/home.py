@@ -327,6 +327,7 @@ def cancel_words(reason: str | None) -> str:
         return ""
     words = {
         "insufficient_points": gettext("You did not have enough points available."),
+        "redemption_limit": gettext("You reached today's limit of redemptions; try again tomorrow."),
         "out_of_stock": gettext("The reward sold out."),
         "fulfilment_timeout": gettext("The partner did not deliver in time."),
         "fulfilment_unconfirmed": gettext("The partner did not confirm the delivery in time."),
