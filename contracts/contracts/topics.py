@@ -14,8 +14,8 @@ from pydantic import Field, TypeAdapter
 from contracts.envelope import Event
 from contracts.events.cards import CardPurchasePosted, CardReversalPosted
 from contracts.events.earnings import DailyEarningsSummarised
-from contracts.events.erasures import MemberErased  # data rights (H7)
-from contracts.events.exchange import (  # points exchange (H2)
+from contracts.events.erasures import MemberErased
+from contracts.events.exchange import (
     CardPointsConverted,
     ExchangeConfirmed,
     ExchangeRefused,
@@ -33,19 +33,19 @@ from contracts.events.holds import (
     ReleaseHold,
 )
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
-from contracts.events.liability import EarnContractVersionAdded  # liability (H1)
+from contracts.events.liability import EarnContractVersionAdded
 from contracts.events.links import LinkCodeIssued
 from contracts.events.messages import MemberMessaged
 from contracts.events.offers import OfferPublished, OfferWithdrawn
 from contracts.events.orders import OrderCancelled, OrderFulfilled, OrderPaymentFailed, OrderPlaced
-from contracts.events.outcomes import PurchaseRefused  # webhooks (H6)
+from contracts.events.outcomes import PurchaseRefused
 from contracts.events.packets import RedPacketCreated, RedPacketGrabbed, RedPacketReturned
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded
-from contracts.events.reviews import EarningHeldForReview, EarningReviewDecided  # velocity reviews (H5)
+from contracts.events.reviews import EarningHeldForReview, EarningReviewDecided
 from contracts.events.segments import SegmentMembersListed
-from contracts.events.stock import OfferOutOfStock  # webhooks (H6)
+from contracts.events.stock import OfferOutOfStock
 from contracts.events.tiers import TierChanged
-from contracts.events.webhooks import WebhookEndpointDisabled  # webhooks (H6)
+from contracts.events.webhooks import WebhookEndpointDisabled
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ SEGMENT_MEMBERS = Topic(
     config={"retention.ms": "-1"},
 )
 
-# Webhooks to partners (H6): the facts the partners service tells partners about, and what became of an endpoint.
+# Webhooks to partners: the facts the partners service tells partners about, and what became of an endpoint.
 PURCHASE_OUTCOMES = Topic(
     name="loyalty.purchase-outcomes.v1",
     events=(PurchaseRefused,),
@@ -207,7 +207,7 @@ PARTNER_WEBHOOKS = Topic(
     description="Webhook endpoints the partners service disabled after a day of failed deliveries, from its outbox.",
 )
 
-# Points exchange (H2): card points in from the card system; alliance points out to partner programmes.
+# Points exchange: card points in from the card system; alliance points out to partner programmes.
 CARD_POINTS_EXCHANGES = Topic(
     name="loyalty.card-points-exchanges.v1",
     events=(CardPointsConverted,),
@@ -227,7 +227,7 @@ EXCHANGE_DECISIONS = Topic(
     description="What partners decided on exchanges (confirmed, refused), from the partners service's outbox.",
 )
 
-# Liability (H1): partners' earn contract versions, so that the points service values points at their issue price.
+# Liability: partners' earn contract versions, so that the points service values points at their issue price.
 PARTNER_CONTRACTS = Topic(
     name="loyalty.partner-contracts.v1",
     events=(EarnContractVersionAdded,),
@@ -238,7 +238,7 @@ PARTNER_CONTRACTS = Topic(
     config={"retention.ms": "-1"},
 )
 
-# Data rights (H7): members' erasures, for the services that keep copies of their personal data.
+# Data rights: members' erasures, for the services that keep copies of their personal data.
 MEMBER_ERASURES = Topic(
     name="loyalty.member-erasures.v1",
     events=(MemberErased,),
@@ -265,12 +265,12 @@ ALL_TOPICS: tuple[Topic, ...] = (
     SEGMENT_MEMBERS,
     MEMBER_MESSAGES,
     EARNING_REVIEWS,
-    PURCHASE_OUTCOMES,  # webhooks (H6)
-    OFFER_STOCK,  # webhooks (H6)
-    PARTNER_WEBHOOKS,  # webhooks (H6)
-    CARD_POINTS_EXCHANGES,  # points exchange (H2)
-    POINTS_EXCHANGES,  # points exchange (H2)
-    EXCHANGE_DECISIONS,  # points exchange (H2)
-    PARTNER_CONTRACTS,  # liability (H1)
-    MEMBER_ERASURES,  # data rights (H7)
+    PURCHASE_OUTCOMES,
+    OFFER_STOCK,
+    PARTNER_WEBHOOKS,
+    CARD_POINTS_EXCHANGES,
+    POINTS_EXCHANGES,
+    EXCHANGE_DECISIONS,
+    PARTNER_CONTRACTS,
+    MEMBER_ERASURES,
 )

@@ -22,9 +22,9 @@ from contracts.signing import signed_headers
 from contracts.topics import CARD_TRANSACTIONS
 from deploy.local.demo_adjustments import adjustments
 from deploy.local.demo_attribution import attribution
-from deploy.local.demo_data_rights import data_rights  # data rights (H7)
+from deploy.local.demo_data_rights import data_rights
 from deploy.local.demo_earnings import daily_earnings
-from deploy.local.demo_exchange import exchange  # points exchange (H2)
+from deploy.local.demo_exchange import exchange
 from deploy.local.demo_fraud import fraud
 from deploy.local.demo_import import batch_import
 from deploy.local.demo_liability import liability
@@ -69,7 +69,8 @@ class Partner:
     def send(self, method: str, path: str, payload: object) -> httpx.Response:
         body = json.dumps(payload).encode()
         full = f"/v1/partners/{self.partner_id}{path}"
-        headers = signed_headers(self.key_id, self.secret, method, full, body, int(time.time()))
+        signed = full.partition("?")[0]  # the signature covers the path; a query string is not part of it
+        headers = signed_headers(self.key_id, self.secret, method, signed, body, int(time.time()))
         return self.client.request(
             method, PARTNERS + full, content=body, headers={**headers, "content-type": "application/json"}
         )
@@ -438,7 +439,7 @@ def main() -> int:
         data_rights(client, mall, run)  # before the statements: Bo's purchase is in them
         liability(client)
         fraud(client, mall, me, ada, run)
-        exchange(client, me, air, card)  # points exchange (H2), before the statements: SkyAir's exchange line
+        exchange(client, me, air, card)  # before the statements: SkyAir's exchange line
         settlement(client)
 
     in_a_browser()

@@ -23,7 +23,7 @@ SECRET_KEYS = frozenset({
 """Fields whose values never reach the log (they are replaced by "[redacted]"), at any depth: credentials, and the
 one-time codes and links an answer shows once (a link code, a red packet's or share card's link)."""
 PERSONAL_KEYS = frozenset({"display_name", "customer_ref", "card_token", "identifier", "message", "membership_number"})
-"""Members' personal data (data rights, H7): the log is append-only and kept, so it names members by id only and
+"""Members' personal data (data rights): the log is append-only and kept, so it names members by id only and
 never keeps these values (replaced by "[personal]"), which an erasure could not remove from it."""
 
 

@@ -144,6 +144,20 @@ def require_member_access(principal: Principal, member_id: uuid.UUID) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a member may only act on its own points")
 
 
+def resolve_member(caller: Principal, member_ref: str) -> uuid.UUID:
+    """The member a path names (`me`: the caller's own, with a member token) if the caller may act for it."""
+    if member_ref == "me":
+        if caller.role is not Role.MEMBER:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "`me` needs a member token; ops name the member id")
+        member_ref = caller.subject
+    try:
+        member_id = uuid.UUID(member_ref)
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{member_ref!r} is not a member id") from None
+    require_member_access(caller, member_id)
+    return member_id
+
+
 def require_partner_access(principal: Principal, partner_id: str) -> Principal:
     """403 unless the caller is ops, or on the staff of this very partner."""
     if not principal.may_manage_partner(partner_id):

@@ -1,4 +1,4 @@
-"""One download of everything the programme holds of a member (data rights, H7): each service's part and a manifest.
+"""One download of everything the programme holds of a member (data rights): each service's part and a manifest.
 
 Each service answers `GET /v1/members/{ref}/data-export` with its own part (points: member, identifiers, ledger,
 gifts, tiers, ...; partners: what partners posted under the member's customer references, found by the member's

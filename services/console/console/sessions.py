@@ -41,7 +41,7 @@ FROM sessions WHERE token_hash = $1 AND expires_at > $2
 """
 DELETE = "DELETE FROM sessions WHERE token_hash = $1"
 DELETE_EXPIRED = "DELETE FROM sessions WHERE expires_at <= $1"
-# Data rights (H7): a member's sessions, without their tokens, and their end at its erasure.
+# Data rights: a member's sessions, without their tokens, and their end at its erasure.
 SESSIONS_OF = """
 SELECT role, created_at, expires_at FROM sessions WHERE subject = $1 AND role = $2 ORDER BY created_at
 """

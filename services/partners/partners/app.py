@@ -31,7 +31,7 @@ from partners.adapters.settlement_store import SettlementStore
 from partners.adapters.store import PartnerStore
 from partners.api import (
     errors,
-    exchanges,  # points exchange (H2)
+    exchanges,
     history,
     intake,
     link_codes,
@@ -39,7 +39,7 @@ from partners.api import (
     registry,
     statements,
 )
-from partners.data_rights import add_data_rights  # data rights (H7)
+from partners.data_rights import add_data_rights
 from partners.handlers.authentication import Clock, PartnerAuthenticator, forget_expired_signatures
 from partners.handlers.contract_events import ContractEvents, publish_contract_versions
 from partners.handlers.link_codes import LinkCodeEvents
@@ -124,7 +124,7 @@ def build(
             settlement, store, ends, transfers.name, authenticator, tokens, settings.settlement_margin_seconds, clock
         )
     )
-    exchanges_store = ExchangesStore(lambda: shell.pool)  # points exchange (H2)
+    exchanges_store = ExchangesStore(lambda: shell.pool)
     consumers.register_exchanges(shell, settings, exchanges_store)
     prefix = settings.kafka_topic_prefix
     shell.app.include_router(exchanges.router(exchanges_store, authenticator, tokens, prefix, clock))

@@ -1,4 +1,4 @@
-"""Wiring of data rights (H7): the member export route, and the consumer of erasures that erases the copies."""
+"""Wiring of data rights: the member export route, and the consumer of erasures that erases the copies."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI, status
 from opentelemetry import trace
 
 from contracts.events.earnings import DailyEarningsSummarised
-from contracts.events.erasures import MemberErased  # data rights (H7)
+from contracts.events.erasures import MemberErased
 from contracts.events.exchange import ExchangeRequested, ExchangeSettled
 from contracts.events.holds import HoldCaptured, HoldCaptureRefused, HoldRejected, HoldReleased, PointsHeld
 from contracts.events.ledger import PointsCredited, PointsDebited, TransferPosted
@@ -63,9 +63,9 @@ from points.api import (
 from points.api import adjustments as adjustments_api
 from points.api import attribution as attribution_api
 from points.api import exchange as exchange_api
-from points.api import imports as imports_api  # batch import runs (H3)
+from points.api import imports as imports_api
 from points.api import liability as liability_api
-from points.api import member_data as member_data_api  # data rights (H7)
+from points.api import member_data as member_data_api
 from points.api import messages as messages_api
 from points.api import reviews as reviews_api
 from points.domain.activities import ActivityRuleError, LifecycleError

@@ -7,7 +7,8 @@ import io
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from points.api.attribution import CSV_COLUMNS, ReportOut, safe_cell, to_csv
+from points.api.attribution import CSV_COLUMNS, ReportOut, to_csv
+from points.api.spreadsheets import safe_cell
 from points.domain.attribution import AttributionReport, AttributionRow, Grouping, Spend, report_period
 
 

@@ -22,7 +22,7 @@ from redemption.adapters.fulfilment import PartnerFulfilment, Resolver, resolve
 from redemption.adapters.fulfilment_keys_store import FulfilmentKeysStore
 from redemption.adapters.orders_store import OrdersStore
 from redemption.api import catalog, fulfilment_keys, orders
-from redemption.data_rights import add_data_rights  # data rights (H7)
+from redemption.data_rights import add_data_rights
 from redemption.domain.catalog import BadCursorError, OfferNotFoundError
 from redemption.domain.fulfilment_keys import BadGraceError, NoFulfilmentKeyError
 from redemption.domain.orders import OrderRefusedError

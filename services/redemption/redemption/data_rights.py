@@ -1,17 +1,16 @@
-"""Wiring of data rights (H7): the member export route, and the consumer of erasures."""
+"""Wiring of data rights: the member export route, and the consumer of erasures."""
 
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, Path
 from faststream import Context
 from faststream.kafka.message import KafkaMessage
 
 from contracts.events.erasures import MemberErased
 from contracts.topics import MEMBER_ERASURES
-from loyalty_runtime.auth import Principal, Role, require_member_access
+from loyalty_runtime.auth import Principal, resolve_member
 from loyalty_runtime.consumer import BatchConsumer, Delivery
 from loyalty_runtime.service import ServiceShell
 from redemption.adapters.member_data_store import MemberDataStore
@@ -29,19 +28,6 @@ class ErasuresConsumer(BatchConsumer[MemberErased]):
         await record_erasures(self.store, self.name, [d.item for d in deliveries])
 
 
-def _member(caller: Principal, member_ref: str) -> uuid.UUID:
-    if member_ref == "me":
-        if caller.role is not Role.MEMBER:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "`me` needs a member token; ops name the member id")
-        member_ref = caller.subject
-    try:
-        member_id = uuid.UUID(member_ref)
-    except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{member_ref!r} is not a member id") from None
-    require_member_access(caller, member_id)
-    return member_id
-
-
 def router(store: Callable[[], MemberDataStore], authenticate: Callable[..., Principal],
            clock: Callable[[], datetime]) -> APIRouter:  # fmt: skip
     api = APIRouter(prefix="/v1/members", tags=["data rights"])
@@ -52,7 +38,7 @@ def router(store: Callable[[], MemberDataStore], authenticate: Callable[..., Pri
         member_ref: Annotated[str, Path(description="A member id, or `me`.")], caller: Caller
     ) -> dict[str, Any]:
         """The member's orders and vouchers, and what this service knows of its tier and segments (audited)."""
-        return await export_member_data(store(), _member(caller, member_ref), caller, clock())
+        return await export_member_data(store(), resolve_member(caller, member_ref), caller, clock())
 
     return api
 

@@ -268,14 +268,14 @@ class PointsApi(OpsReads):
     async def set_issue_price(self, body: Body) -> Json:
         return await self.post("/v1/ops/issue-prices", body)
 
-    # --- data rights (H7): a member's export and erasure (the member itself, or ops) ---
+    # --- data rights: a member's export and erasure (the member itself, or ops) ---
     async def data_export(self, member: str = "me") -> Json:
         return await self.get(f"/v1/members/{member}/data-export")
 
     async def erase(self, member: str = "me") -> Json:
         return await self.post(f"/v1/members/{member}/erasure", {"confirm": "ERASE"})
 
-    # --- points exchange (H2): programmes and rates; a member's exchanges out; ops' card-points rates ---
+    # --- points exchange: programmes and rates; a member's exchanges out; ops' card-points rates ---
     async def exchange_programmes(self) -> Json:
         return await self.get("/v1/exchange-programmes")
 
@@ -297,7 +297,7 @@ class PointsApi(OpsReads):
     async def add_exchange_rate(self, partner_id: str, body: Body) -> Json:
         return await self.post(f"/v1/ops/exchange-programmes/{partner_id}/rates", body)
 
-    # --- batch import runs (H3, ops): `make import` records them, ops read them ---
+    # --- batch import runs (ops): `make import` records them, ops read them ---
     async def import_runs(self, limit: int = 50) -> Json:
         return await self.get("/v1/ops/imports", limit=limit)
 
@@ -348,7 +348,7 @@ class PartnersApi(OpsReads):
     async def issue_link_code(self, partner_id: str, body: Body) -> Json:
         return await self.post(f"/v1/partners/{partner_id}/link-codes", body)
 
-    # --- points exchange (H2): exchanges into the partner's programme; its staff confirm or refuse ---
+    # --- points exchange: exchanges into the partner's programme; its staff confirm or refuse ---
     async def partner_exchanges(self, partner_id: str, status: str = "pending") -> Json:
         return await self.get(f"/v1/partners/{partner_id}/exchanges", status=status)
 
@@ -359,7 +359,7 @@ class PartnersApi(OpsReads):
     async def refuse_exchange(self, partner_id: str, exchange_id: str, reason: str) -> Json:
         return await self.post(f"/v1/partners/{partner_id}/exchanges/{exchange_id}/refuse", {"reason": reason})
 
-    # --- webhooks (H6): a partner's endpoints and their delivery log ---
+    # --- webhooks: a partner's endpoints and their delivery log ---
     async def webhook_endpoints(self, partner_id: str) -> Json:
         return await self.get(f"/v1/partners/{partner_id}/webhook-endpoints")
 
@@ -401,7 +401,7 @@ class PartnersApi(OpsReads):
     async def finalise(self, body: Body) -> Json:
         return await self.post("/v1/ops/settlement-runs", body)
 
-    # --- data rights (H7): what partners posted under a member's customer refs, found by its purchases ---
+    # --- data rights: what partners posted under a member's customer refs, found by its purchases ---
     async def member_data_export(self, member: str, purchase_event_ids: list[str]) -> Json:
         return await self.get(f"/v1/members/{member}/data-export", purchase_event_id=purchase_event_ids)  # type: ignore[arg-type]
 
@@ -410,7 +410,7 @@ class RedemptionApi(OpsReads):
     async def catalog(self, **query: str | int | None) -> Json:
         return await self.get("/v1/catalog", **query)
 
-    # --- data rights (H7): a member's orders and vouchers ---
+    # --- data rights: a member's orders and vouchers ---
     async def member_data_export(self, member: str = "me") -> Json:
         return await self.get(f"/v1/members/{member}/data-export")
 

@@ -5,25 +5,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 
-from loyalty_runtime.auth import Principal, Role, require_member_access
+from loyalty_runtime.auth import Principal, resolve_member
 from partners.adapters.member_data_store import MemberDataStore
 from partners.handlers.member_data import MAX_PURCHASES, export_member_data
-
-
-def resolve_member(caller: Principal, member_ref: str) -> uuid.UUID:
-    """The member a path names (`me`: the caller's own) if the caller may read it: itself, or ops."""
-    if member_ref == "me":
-        if caller.role is not Role.MEMBER:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "`me` needs a member token; ops name the member id")
-        member_ref = caller.subject
-    try:
-        member_id = uuid.UUID(member_ref)
-    except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{member_ref!r} is not a member id") from None
-    require_member_access(caller, member_id)
-    return member_id
 
 
 def router(store: MemberDataStore, authenticate: Callable[..., Principal], clock: Callable[[], datetime]) -> APIRouter:

@@ -268,6 +268,8 @@ class Sender(Protocol):
         self, url: str, headers: Mapping[str, str], body: bytes, now: datetime
     ) -> tuple[AttemptResult, int]: ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass
 class Dispatcher:
@@ -359,7 +361,12 @@ class Dispatcher:
 
 
 async def run_dispatcher(dispatcher: Dispatcher, every: float) -> None:
-    """Until cancelled: attempt what is due, then wait a moment when nothing was (a full batch goes on at once)."""
-    while True:
-        if await dispatcher.dispatch_due() < dispatcher.batch:
-            await asyncio.sleep(every)
+    """Until cancelled: attempt what is due, then wait a moment when nothing was (a full batch goes on at once).
+
+    Its sender's connections close when it is cancelled (the service stops)."""
+    try:
+        while True:
+            if await dispatcher.dispatch_due() < dispatcher.batch:
+                await asyncio.sleep(every)
+    finally:
+        await dispatcher.sender.close()

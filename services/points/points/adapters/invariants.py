@@ -550,7 +550,7 @@ CHECKS: tuple[Check, ...] = (
               AND l.details ->> 'adjustment_id' = a.adjustment_id::text)
         """,
     ),
-    # --- points exchange (H2, domain/exchange.py)
+    # --- points exchange (domain/exchange.py)
     Check(
         "card_points_credits_match_conversions",
         "every exchange_in credit is one conversion, from card-points:exchange, of floor(card points x the rate in "
@@ -655,7 +655,7 @@ CHECKS: tuple[Check, ...] = (
            OR (r.status = 'open' AND e.holder_account <> 'review:pending')
         """,
     ),
-    # Data rights (H7): an erasure renames an identifier and its unclaimed account together (domain/erasure.py).
+    # Data rights: an erasure renames an identifier and its unclaimed account together (domain/erasure.py).
     Check(
         "unclaimed_accounts_name_identifiers",
         "every unclaimed account is the account of an identifier that exists (an erasure renames both as one)",

@@ -11,11 +11,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.ids import Category, MerchantCategoryCode, PartnerId, TierCode
 from contracts.money import Currency
-from loyalty_runtime.auth import Principal, require_ops
+from loyalty_runtime.auth import Principal, require_ops, resolve_member
 from points.adapters.attribution_store import AttributionStore
 from points.adapters.store import PointsStore
 from points.api.attribution import AttributionIn
-from points.api.members import resolve_member
 from points.domain.activities import Activity, ActivityKind, Rules, Scope
 from points.handlers import activities as handle
 from points.handlers import queries as handle_queries

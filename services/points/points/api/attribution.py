@@ -17,6 +17,7 @@ from contracts.events.attribution import AttributionId, Channel, ShareCode
 from contracts.ids import ExternalRef, PartnerId
 from loyalty_runtime.auth import Principal, Role, TokenAuthority, TokenError, ops_dependency
 from points.adapters.attribution_store import AttributionStore, StoredLink
+from points.api.spreadsheets import safe_cell
 from points.domain.attribution import (
     MAX_WINDOW_DAYS,
     MIN_WINDOW_DAYS,
@@ -196,16 +197,6 @@ DEFINITIONS = """Who responded after each touch, by channel, branch or staff mem
 
 CSV_COLUMNS = ("group", "from", "to", "key", "reach", "opens", "responders", "response_rate", "points_granted",
                "currency", "spend_minor", "incremental_spend_minor")  # fmt: skip
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> object:
-    """Text that a spreadsheet would run as a formula is quoted; numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def to_csv(report: ReportOut) -> str:

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response,
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_runtime.auth import Principal, require_ops
+from loyalty_runtime.auth import Principal, require_ops, resolve_member
 from points.adapters.store import PointsStore
-from points.api.members import READ_RESPONSES, resolve_member
+from points.api.members import READ_RESPONSES
 from points.domain.daily_earnings import WINDOW_DAYS
 from points.domain.share_cards import (
     MAX_LIVE_CARDS,

@@ -18,10 +18,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.ids import ExternalRef, PartnerId
-from loyalty_runtime.auth import Principal, require_ops
+from loyalty_runtime.auth import Principal, require_ops, resolve_member
 from points.adapters.exchange_store import ExchangeRow
 from points.adapters.store import PointsStore
-from points.api.members import resolve_member
 from points.domain.exchange import DatedRate, ExchangeProgramme, ExchangeRefusedError, rate_at, status_of
 from points.handlers import exchange as handlers
 from points.handlers.exchange import ExchangeAsk, ExchangeTerms

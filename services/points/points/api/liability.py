@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from contracts.money import Currency
 from loyalty_runtime.auth import Principal, ops_dependency
 from points.adapters.liability_store import LiabilityStore
+from points.api.spreadsheets import safe_cell
 from points.domain import liability as domain
 from points.domain.liability import (
     CurrencyTotal,
@@ -227,16 +228,6 @@ class RatesOut(BaseModel):
 CSV_COLUMNS = ("month", "time_zone", "status", "issuer", "opening", "issued", "redeemed", "expired", "moved", "other",
                "closing", "received_as_gifts", "currency", "price_minor_per_point", "closing_value_minor",
                "received_as_gifts_value_minor")  # fmt: skip
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> object:
-    """Text that a spreadsheet would run as a formula is quoted; numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def to_csv(found: StatementOut) -> str:

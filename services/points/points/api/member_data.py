@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_runtime.auth import Principal
+from loyalty_runtime.auth import Principal, resolve_member
 from points.adapters.store import PointsStore
-from points.api.members import resolve_member
 from points.domain.erasure import CONFIRMATION, ErasureNotConfirmedError
 from points.handlers.member_data import erase_member, export_member_data
 

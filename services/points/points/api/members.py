@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.ids import CardToken, ExternalRef, PartnerId
-from loyalty_runtime.auth import Principal, Role, require_member_access, require_ops
+from loyalty_runtime.auth import Principal, Role, require_ops, resolve_member
 from points.adapters.store import PointsStore
 from points.domain.link_codes import (
     LinkCodeExhaustedError,
@@ -231,20 +231,6 @@ UNLINK_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def actor_of(caller: Principal) -> Actor:
     return Actor(caller.subject, is_ops=caller.role is Role.OPS)
-
-
-def resolve_member(caller: Principal, member_ref: str) -> uuid.UUID:
-    """The member a path names (`me`: the caller's own, with a member token) if the caller may act for it."""
-    if member_ref == "me":
-        if caller.role is not Role.MEMBER:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "`me` needs a member token; ops name the member id")
-        member_ref = caller.subject
-    try:
-        member_id = uuid.UUID(member_ref)
-    except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{member_ref!r} is not a member id") from None
-    require_member_access(caller, member_id)
-    return member_id
 
 
 def router(

@@ -10,9 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 
 from contracts.events.attribution import MessageChannel
 from contracts.signing import KEY_HEADER, REPLAY_WINDOW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from loyalty_runtime.auth import Principal, ops_dependency
+from loyalty_runtime.auth import Principal, ops_dependency, resolve_member
 from points.adapters.messages_store import NO_MEMBER, MessagesStore
-from points.api.members import resolve_member
 from points.domain.messages import MAX_CALLBACKS, Callback, CallbackEvent
 from points.handlers import messages as handle
 from points.handlers.messages import SignatureReplayedError

@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from loyalty_runtime.auth import Principal, Role, require_ops
-from points.api.members import resolve_member
+from loyalty_runtime.auth import Principal, Role, require_ops, resolve_member
 from points.domain.packets import (
     MAX_FRIENDS,
     MAX_MESSAGE,

@@ -12,9 +12,8 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.ids import TierCode
-from loyalty_runtime.auth import Principal, ops_dependency
+from loyalty_runtime.auth import Principal, ops_dependency, resolve_member
 from points.adapters.store import PointsStore
-from points.api.members import resolve_member
 from points.domain import tiers as rules
 from points.domain.tiers import MAX_BENEFIT, MAX_BENEFITS, MAX_NAME, MAX_THRESHOLD, MAX_TIERS, Tier, TierChange, TierSet
 from points.handlers import tiers as handle

@@ -14,7 +14,7 @@ def router() -> APIRouter:
     api.include_router(tier.router())
     api.include_router(packets.router())
     api.include_router(preferences.router())
-    api.include_router(my_data.router())  # data rights (H7)
-    api.include_router(exchange.router())  # points exchange (H2)
+    api.include_router(my_data.router())
+    api.include_router(exchange.router())
     api.include_router(share_links.router())  # and the public /s/{code}
     return api
