@@ -226,13 +226,12 @@ async def write_limit(dsn: str, conn: asyncpg.Connection, applied: list[Applied]
 # --- the real thing -------------------------------------------------------------------------
 
 
-async def committed(admin: AIOKafkaAdminClient, group: str, topics: dict[str, int]) -> dict[str, int]:
-    """Offsets the consumer group committed (after its transactions), per topic."""
-    offsets = await admin.list_consumer_group_offsets(group)
+async def committed(admin: AIOKafkaAdminClient, group: str, topics: dict[str, int], prefix: str) -> dict[str, int]:
+    """Offsets the service's consumers committed (after their transactions), per topic (each topic has its group)."""
     done = dict.fromkeys(topics, 0)
-    for tp, o in offsets.items():
-        if tp.topic in done and o.offset > 0:
-            done[tp.topic] += o.offset
+    for topic in topics:
+        offsets = await admin.list_consumer_group_offsets(f"{group}.{topic.removeprefix(prefix)}")
+        done[topic] = sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
     return done
 
 
@@ -306,7 +305,7 @@ async def ingest(
     async def poll() -> None:
         last, at = 0, time.monotonic()
         while True:
-            backlog.applied = await committed(admin, group, totals)
+            backlog.applied = await committed(admin, group, totals, points.env.get("KAFKA_TOPIC_PREFIX", ""))
             if time.monotonic() - at >= 1:
                 backlog.per_second = (backlog.done - last) / (time.monotonic() - at)
                 last, at = backlog.done, time.monotonic()

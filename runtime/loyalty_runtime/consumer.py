@@ -131,6 +131,16 @@ class Delivery(Generic[T]):
     headers: dict[str, str]
 
 
+def group_of(service_group: str, topic: Topic) -> str:
+    """The consumer group of a service's consumers of `topic`: one group per topic it reads.
+
+    A consumer that joins or leaves then rebalances only its own topic's group: a service's consumers start
+    without waiting for each other's assignments (each join of a shared group costs every member a rebalance),
+    and a busy topic's consumers never pause because a quiet topic's consumer came or went.
+    """
+    return f"{service_group}.{topic.name}"
+
+
 class BatchConsumer(Generic[T]):
     """A service's consumer of one topic, in batches: one database transaction per batch.
 
@@ -149,7 +159,7 @@ class BatchConsumer(Generic[T]):
     def __init__(self, shell: ServiceShellLike, topic: Topic, group_id: str) -> None:
         self.shell = shell
         self.topic = topic
-        self.group_id = group_id
+        self.group_id = group_of(group_id, topic)
         self.name = topic.qualified(shell.settings.kafka_topic_prefix)
         self.dead_letter_topic = shell.settings.kafka_topic_prefix + topic.dead_letter
         self.isolator = Isolator(

@@ -8,8 +8,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from contracts.topics import HOLD_RESULTS, MEMBER_TIERS, OFFERS, SEGMENT_MEMBERS
+from contracts.topics import HOLD_RESULTS, MEMBER_ERASURES, MEMBER_TIERS, OFFERS, SEGMENT_MEMBERS
 from loyalty_runtime.auth import Role
+from loyalty_runtime.consumer import group_of
 from loyalty_runtime.consumer_lag import LagProbe
 from loyalty_runtime.service import ServiceShell
 from tests.support.ledger import AUTHORITY, OPS, member_headers
@@ -66,8 +67,11 @@ async def test_lag_counts_what_a_group_has_not_read_and_is_cached_for_two_second
         first = answers[0].json()
         assert {a.json()["as_of"] for a in answers} == {first["as_of"]}  # one query to the broker for all five
         groups = by_topic(first)
-        assert set(groups) == {offers, holds, tiers, segments}
-        assert {g["group_id"] for g in groups.values()} == {group}
+        assert set(groups) == {offers, holds, tiers, segments, MEMBER_ERASURES.qualified(topic_prefix)}
+        # One group per topic the service reads, named after the service's group and the topic.
+        assert {t: g["group_id"] for t, g in groups.items()} == {
+            t: f"{group}.{t.removeprefix(topic_prefix)}" for t in groups
+        }
         partitions = len(groups[offers]["partitions"])
         assert [p["partition"] for p in groups[offers]["partitions"]] == list(range(partitions))
         rest = [(None, 0, 0)] * (partitions - 2)
@@ -75,7 +79,7 @@ async def test_lag_counts_what_a_group_has_not_read_and_is_cached_for_two_second
         assert groups[holds]["lag"] == 0
 
         await produce(infra.kafka, offers, {1: 1})
-        await commit(infra.kafka, group, {TopicPartition(offers, 0): 3})
+        await commit(infra.kafka, group_of(group, OFFERS), {TopicPartition(offers, 0): 3})
         clock[0] += 1.5
         cached = (await api.get("/v1/ops/consumers", headers=OPS)).json()
         assert cached == first  # younger than two seconds: the broker is not asked again

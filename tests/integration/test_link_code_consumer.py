@@ -11,6 +11,7 @@ import pytest
 from contracts.events.links import LinkCodeIssued, LinkCodePayload
 from contracts.link_codes import code_hash, new_code
 from contracts.topics import LINK_CODES
+from loyalty_runtime.consumer import group_of
 from tests.support.kafka import caught_up, headers_of, read_all
 from tests.support.ledger import member_headers, new_member, publish
 from tests.support.services import http, points_service, running
@@ -50,7 +51,9 @@ async def test_a_code_issued_twice_is_stored_once_and_a_broken_record_beside_it_
     await publish(infra.kafka, topic, [shop], key=b"skymall:lc-1")
     group = f"points-lc-{uuid.uuid4().hex[:6]}"
     async with running(points_service(infra.kafka, dsn, topic_prefix, group=group)) as shell, http(shell) as api:
-        await eventually(lambda: caught_up(infra.kafka, group, topic), timeout=30, what="the codes to be read")
+        await eventually(
+            lambda: caught_up(infra.kafka, group_of(group, LINK_CODES), topic), timeout=30, what="the codes to be read"
+        )
         assert await count(dsn, "link_codes") == 2
         member = await new_member(api)
         body = {"kind": "card", "card_token": "tok_lc000000001", "link_code": card_code}
@@ -60,7 +63,9 @@ async def test_a_code_issued_twice_is_stored_once_and_a_broken_record_beside_it_
     # Read again from the start by another group (after a crash or a reset): nothing new, no second dead letter.
     again = f"points-lc-{uuid.uuid4().hex[:6]}"
     async with running(points_service(infra.kafka, dsn, topic_prefix, group=again)):
-        await eventually(lambda: caught_up(infra.kafka, again, topic), timeout=30, what="the second group")
+        await eventually(
+            lambda: caught_up(infra.kafka, group_of(again, LINK_CODES), topic), timeout=30, what="the second group"
+        )
     assert await count(dsn, "link_codes") == 2
     assert await count(dsn, "dead_letters") == 1
     [dead] = await read_all(infra.kafka, topic_prefix + LINK_CODES.dead_letter, expected=1)

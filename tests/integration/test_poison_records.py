@@ -29,6 +29,7 @@ from contracts.events.holds import (
 )
 from contracts.events.ledger import TransferPayload, TransferPosted
 from contracts.topics import HOLD_COMMANDS, HOLD_RESULTS, LEDGER_TRANSFERS, OFFERS, PARTNER_PURCHASES
+from loyalty_runtime.consumer import group_of
 from points.handlers.verify import verify_ledger
 from redemption.domain.orders import hold_id_for
 from tests.support.kafka import caught_up, headers_of, read_all
@@ -107,7 +108,11 @@ async def test_points_isolates_a_refused_refund_and_applies_the_rest_of_every_ba
     # Another group reads the whole topic again (as after a crash or a reset): nothing twice, no new dead letter.
     again = f"points-again-{uuid.uuid4().hex[:6]}"
     async with running(points_service(infra.kafka, dsn, topic_prefix, group=again)):
-        await eventually(lambda: caught_up(infra.kafka, again, topic), timeout=30, what="the second group to catch up")
+        await eventually(
+            lambda: caught_up(infra.kafka, group_of(again, PARTNER_PURCHASES), topic),
+            timeout=30,
+            what="the second group to catch up",
+        )
     assert await count(dsn, "SELECT count(*) FROM dead_letters") == 2
     assert len(await read_all(infra.kafka, topic_prefix + PARTNER_PURCHASES.dead_letter, expected=2)) == 2
     assert await verify_ledger(dsn) == []

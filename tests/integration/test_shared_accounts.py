@@ -27,7 +27,9 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 async def earn(tx: Transaction, holder: str, points: int) -> None:
-    """Credit `holder` from the shared issuer account, as an earn batch does."""
+    """Credit `holder` from the shared issuer account, as an earn batch does (an unclaimed holder's identifier too)."""
+    if holder.startswith("unclaimed:"):
+        await tx.lock_identifiers([holder.removeprefix("unclaimed:")])
     await tx.ensure_accounts([holder, ISSUER])
     book = Book(await tx.lock_accounts([holder, ISSUER]))
     book.transfer(
@@ -102,6 +104,7 @@ async def test_concurrent_batches_on_the_same_issuers_add_up_and_never_deadlock(
         async with points.transaction() as tx:
             # Every batch touches all three shared accounts, in an order of its own.
             order = issuers[n % 3 :] + issuers[: n % 3]
+            await tx.lock_identifiers([holder.removeprefix("unclaimed:")])
             await tx.ensure_accounts([holder, *order])
             book = Book(await tx.lock_accounts([holder, *order]))
             for issuer in order:
