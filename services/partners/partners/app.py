@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +55,19 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """What the service's routes share: settings, the registry (cached), who signed a request, tokens, the clock."""
+
+    shell: ServiceShell
+    settings: Settings
+    store: PartnerStore
+    cached: CachingRegistry
+    authenticator: PartnerAuthenticator
+    tokens: TokenAuthority
+    clock: Clock
+
+
 def build(
     settings: Settings | None = None,
     *,
@@ -69,31 +83,40 @@ def build(
         description="Partner registry, earn contracts, purchase and refund intake, offers and settlement.",
         tracer_provider=tracer_provider,
     )
-    shell.broker.publisher(  # declared for the AsyncAPI document; intake sends with its own producer
-        shell.topic(PARTNER_PURCHASES.name),
-        title="partner purchases and refunds",
-        description=PARTNER_PURCHASES.description,
-        schema=PartnerPurchaseRecorded | PartnerRefundRecorded,
-    )
-    shell.broker.publisher(  # declared for the AsyncAPI document; the outbox relay sends
-        shell.topic(OFFERS.name),
-        title="reward offers",
-        description=OFFERS.description,
-        schema=OfferPublished | OfferWithdrawn,
-    )
-    shell.broker.publisher(  # declared for the AsyncAPI document; the outbox relay sends
-        shell.topic(LINK_CODES.name),
-        title="link codes",
-        description=LINK_CODES.description,
-        schema=LinkCodeIssued,
-    )
-
+    declare_publishers(shell)
     store = PartnerStore(lambda: shell.pool)
     cached = CachingRegistry(store, ttl=settings.credential_cache_seconds)
     authenticator = PartnerAuthenticator(cached, store, settings.partner_key_secret, clock)
-    tokens = TokenAuthority(settings.jwt_secret)
+    parts = Parts(shell, settings, store, cached, authenticator, TokenAuthority(settings.jwt_secret), clock)
+    shell.app.include_router(registry.router(cached, authenticator, parts.tokens, settings.partner_key_secret, clock))
+    add_intake(parts)
+    add_offers_and_link_codes(parts)
+    add_settlement(parts)
+    add_exchanges(parts)
+    errors.install(shell.app)
+    add_webhooks(shell, settings, clock)
+    add_data_rights(shell, settings, clock)
+    shell.add_outbox_relay()
+    add_contract_publication(shell, settings)
+    shell.add_background("forget-expired-signatures", lambda: forget_expired_signatures(store, clock))
+    return shell
 
-    shell.app.include_router(registry.router(cached, authenticator, tokens, settings.partner_key_secret, clock))
+
+def declare_publishers(shell: ServiceShell) -> None:
+    """For the AsyncAPI document: intake sends purchases with its own producer, the outbox relay the rest."""
+    declared = [
+        (PARTNER_PURCHASES, "partner purchases and refunds", PartnerPurchaseRecorded | PartnerRefundRecorded),
+        (OFFERS, "reward offers", OfferPublished | OfferWithdrawn),
+        (LINK_CODES, "link codes", LinkCodeIssued),
+        (EXCHANGE_DECISIONS, "exchange decisions", ExchangeConfirmed | ExchangeRefused),
+    ]
+    for topic, title, schema in declared:
+        shell.broker.publisher(shell.topic(topic.name), title=title, description=topic.description, schema=schema)
+
+
+def add_intake(parts: Parts) -> None:
+    """Signed purchases and refunds (sent to Kafka before the answer), and what partners read of them."""
+    shell, settings = parts.shell, parts.settings
     partner_events = KafkaEventPublisher(
         settings.kafka_bootstrap_servers,
         shell.topic(PARTNER_PURCHASES.name),
@@ -102,47 +125,45 @@ def build(
     )
     shell.add_background("intake producer", partner_events.run)
     intake_log, history_store = IntakeStore(lambda: shell.pool), HistoryStore(lambda: shell.pool)
-    shell.app.include_router(intake.router(partner_events, cached, intake_log, history_store, authenticator, clock))
-    shell.app.include_router(history.router(history_store, cached, authenticator, tokens))
-    offer_store, offer_writer = OfferStore(lambda: shell.pool), OfferEvents(settings.kafka_topic_prefix)
-    shell.app.include_router(offers.router(offer_store, offer_writer, authenticator, tokens, clock))
     shell.app.include_router(
-        link_codes.router(
-            OutboxWriter(lambda: shell.pool),
-            LinkCodeEvents(settings.kafka_topic_prefix),
-            authenticator,
-            tokens,
-            clock,
-            settings.link_code_ttl,
-        )
+        intake.router(partner_events, parts.cached, intake_log, history_store, parts.authenticator, parts.clock)
     )
+    shell.app.include_router(history.router(history_store, parts.cached, parts.authenticator, parts.tokens))
+
+
+def add_offers_and_link_codes(parts: Parts) -> None:
+    shell, settings = parts.shell, parts.settings
+    offer_store, offer_writer = OfferStore(lambda: shell.pool), OfferEvents(settings.kafka_topic_prefix)
+    shell.app.include_router(offers.router(offer_store, offer_writer, parts.authenticator, parts.tokens, parts.clock))
+    offers.install(shell.app)
+    outbox, events = OutboxWriter(lambda: shell.pool), LinkCodeEvents(settings.kafka_topic_prefix)
+    shell.app.include_router(
+        link_codes.router(outbox, events, parts.authenticator, parts.tokens, parts.clock, settings.link_code_ttl)
+    )
+
+
+def add_settlement(parts: Parts) -> None:
+    """The ledger's transfers, consumed into settlement entries; statements and their finalise runs."""
+    shell, settings = parts.shell, parts.settings
     settlement = SettlementStore(lambda: shell.pool)
     transfers = consumers.register(shell, settings, settlement)
     ends = KafkaTopicEnds(settings.kafka_bootstrap_servers, transfers.name)
+    margin = settings.settlement_margin_seconds
     shell.app.include_router(
         statements.router(
-            settlement, store, ends, transfers.name, authenticator, tokens, settings.settlement_margin_seconds, clock
+            settlement, parts.store, ends, transfers.name, parts.authenticator, parts.tokens, margin, parts.clock
         )
     )
+
+
+def add_exchanges(parts: Parts) -> None:
+    """Members' exchanges into partners' programmes: requests consumed from points, partners' decisions back."""
+    shell, settings = parts.shell, parts.settings
     exchanges_store = ExchangesStore(lambda: shell.pool)
     consumers.register_exchanges(shell, settings, exchanges_store)
     prefix = settings.kafka_topic_prefix
-    shell.app.include_router(exchanges.router(exchanges_store, authenticator, tokens, prefix, clock))
+    shell.app.include_router(exchanges.router(exchanges_store, parts.authenticator, parts.tokens, prefix, parts.clock))
     exchanges.install(shell.app)
-    shell.broker.publisher(  # declared for the AsyncAPI document; the outbox relay sends
-        shell.topic(EXCHANGE_DECISIONS.name),
-        title="exchange decisions",
-        description=EXCHANGE_DECISIONS.description,
-        schema=ExchangeConfirmed | ExchangeRefused,
-    )
-    errors.install(shell.app)
-    offers.install(shell.app)
-    add_webhooks(shell, settings, clock)
-    add_data_rights(shell, settings, clock)
-    shell.add_outbox_relay()
-    add_contract_publication(shell, settings)
-    shell.add_background("forget-expired-signatures", lambda: forget_expired_signatures(store, clock))
-    return shell
 
 
 def add_contract_publication(shell: ServiceShell, settings: Settings) -> None:

@@ -52,6 +52,17 @@ def build(
     )
     saga = Saga(settings.kafka_topic_prefix, settings.hold_ttl, settings.fulfilment_timeout)
     consumers.register(shell, settings, saga)
+    declare_publishers(shell, saga)
+    add_routes(shell, settings, saga)
+    shell.add_outbox_relay()
+    partners = PartnerFulfilment(
+        settings.fulfilment_signing_secret, fulfilment_transport, urls=settings.fulfilment_urls, resolver=resolver
+    )
+    shell.add_background("fulfilment", lambda: fulfilment_worker(shell, settings, saga, partners))
+    return shell
+
+
+def add_routes(shell: ServiceShell, settings: Settings, saga: Saga) -> None:
     authority = TokenAuthority(settings.jwt_secret)
     authenticate = principal_dependency(lambda: authority)
     shell.app.include_router(catalog.router(lambda: CatalogStore(shell.pool), authenticate, lambda: datetime.now(UTC)))
@@ -76,37 +87,24 @@ def build(
         }
     )
 
-    shell.broker.publisher(  # declared for the AsyncAPI document; the outbox relay sends
-        saga.commands,
-        title="hold commands",
-        description=HOLD_COMMANDS.description,
-        schema=HoldPoints | CaptureHold | ReleaseHold,
-    )
-    shell.broker.publisher(
-        saga.orders,
-        title="redemption orders",
-        description=REDEMPTION_ORDERS.description,
-        schema=OrderPlaced | OrderFulfilled | OrderCancelled | OrderPaymentFailed,
-    )
-    shell.broker.publisher(  # webhooks to partners (offer.out_of_stock)
-        saga.stock,
-        title="offer stock",
-        description=OFFER_STOCK.description,
-        schema=OfferOutOfStock,
-    )
 
-    shell.add_outbox_relay()
-    partners = PartnerFulfilment(
-        settings.fulfilment_signing_secret, fulfilment_transport, urls=settings.fulfilment_urls, resolver=resolver
-    )
+def declare_publishers(shell: ServiceShell, saga: Saga) -> None:
+    """For the AsyncAPI document: every topic the service writes to (the outbox relay sends)."""
+    declared = [
+        (saga.commands, "hold commands", HOLD_COMMANDS.description, HoldPoints | CaptureHold | ReleaseHold),
+        (saga.orders, "redemption orders", REDEMPTION_ORDERS.description,
+         OrderPlaced | OrderFulfilled | OrderCancelled | OrderPaymentFailed),
+        (saga.stock, "offer stock", OFFER_STOCK.description, OfferOutOfStock),  # webhooks: offer.out_of_stock
+    ]  # fmt: skip
+    for topic, title, description, schema in declared:
+        shell.broker.publisher(topic, title=title, description=description, schema=schema)
 
-    async def fulfilment_worker() -> None:
-        while True:
-            if not await fulfil_due(OrdersStore(shell.pool), saga, partners, FulfilmentKeysStore(shell.pool)):
-                await asyncio.sleep(settings.fulfilment_poll_seconds)
 
-    shell.add_background("fulfilment", fulfilment_worker)
-    return shell
+async def fulfilment_worker(shell: ServiceShell, settings: Settings, saga: Saga, partners: PartnerFulfilment) -> None:
+    """Until cancelled: call partners for the orders whose fulfilment is due."""
+    while True:
+        if not await fulfil_due(OrdersStore(shell.pool), saga, partners, FulfilmentKeysStore(shell.pool)):
+            await asyncio.sleep(settings.fulfilment_poll_seconds)
 
 
 def create_app() -> FastAPI:
