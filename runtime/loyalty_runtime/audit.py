@@ -25,6 +25,9 @@ one-time codes and links an answer shows once (a link code, a red packet's or sh
 PERSONAL_KEYS = frozenset({"display_name", "customer_ref", "card_token", "identifier", "message", "membership_number"})
 """Members' personal data (data rights): the log is append-only and kept, so it names members by id only and
 never keeps these values (replaced by "[personal]"), which an erasure could not remove from it."""
+PERSONAL_PREFIXES = ("unclaimed:",)
+"""Names that carry personal data in their value, whatever the field: an unclaimed account is named after its
+identifier (`unclaimed:partner:<p>:<customer ref>`); the log keeps only the kind (`unclaimed:[personal]`)."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,23 @@ def _hidden(key: object) -> str | None:
     return "[redacted]" if name in SECRET_KEYS else "[personal]" if name in PERSONAL_KEYS else None
 
 
+def masked(text: str) -> str:
+    """`text` with the personal part of a name that carries one (PERSONAL_PREFIXES) replaced."""
+    for prefix in PERSONAL_PREFIXES:
+        if text.startswith(prefix):
+            return f"{prefix}[personal]"
+    return text
+
+
 def redacted(value: Any) -> Any:
-    """`value` with every secret-looking field's value replaced, so the log never keeps a credential."""
+    """`value` with every secret-looking and personal field's value replaced, so the log never keeps a credential
+    or a value that an erasure would have to remove."""
     if isinstance(value, Mapping):
         return {k: _hidden(k) or redacted(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redacted(v) for v in value]
+    if isinstance(value, str):
+        return masked(value)
     return value
 
 
@@ -142,7 +156,7 @@ async def _append(conn: asyncpg.Connection, entry: AuditEntry, request_id: str |
         entry.actor,
         entry.role,
         entry.action,
-        entry.subject,
+        masked(entry.subject),
         _json(entry.before),
         _json(entry.after),
         entry.note,

@@ -139,3 +139,12 @@ def test_credentials_shown_once_codes_and_personal_data_never_reach_the_log():
         "secret": "[redacted]", "nested": [{"link_code": "[redacted]", "card_token": "[personal]"}],
         "url_token": "[redacted]", "name": "n",
     }  # fmt: skip
+
+
+def test_an_unclaimed_accounts_name_keeps_only_its_kind_in_any_field_and_subject():
+    moved = {"transfers": [{"debit": "unclaimed:partner:skymall:cust-7", "credit": "member:m1", "amount": 300}]}
+    assert audit.redacted(moved) == {
+        "transfers": [{"debit": "unclaimed:[personal]", "credit": "member:m1", "amount": 300}]
+    }
+    assert audit.masked("unclaimed:card:tok_1") == "unclaimed:[personal]"
+    assert audit.masked("partner:skymall:issued") == "partner:skymall:issued"

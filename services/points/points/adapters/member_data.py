@@ -152,22 +152,15 @@ SELECT cl.relname AS tbl, a.attname AS col
  ORDER BY 1, 2
 """
 
-IDENTIFIER_COPIES: tuple[tuple[str, str], ...] = (
-    ("link_codes", "UPDATE link_codes SET identifier = $2 WHERE identifier = $1"),
-    ("earning_reviews", "UPDATE earning_reviews SET identifier = $2 WHERE identifier = $1"),
-    ("velocity_counts", "UPDATE velocity_counts SET scope = 'identifier:' || $2 WHERE scope = 'identifier:' || $1"),
-    (
-        "imported_purchases",
-        "UPDATE imported_purchases SET identifier = $2, customer_ref = regexp_replace($2, '^.*:', '')"
-        " WHERE identifier = $1",
-    ),
-    (
-        "card_points_conversions",
-        "UPDATE card_points_conversions SET card_token = substr($2, 6) WHERE 'card:' || card_token = $1",
-    ),
+IDENTIFIER_COPIES: tuple[str, ...] = (
+    "UPDATE link_codes SET identifier = $2 WHERE identifier = $1",
+    "UPDATE earning_reviews SET identifier = $2 WHERE identifier = $1",
+    "UPDATE velocity_counts SET scope = 'identifier:' || $2 WHERE scope = 'identifier:' || $1",
+    "UPDATE imported_purchases SET identifier = $2, customer_ref = regexp_replace($2, '^.*:', '')"
+    " WHERE identifier = $1",
+    "UPDATE card_points_conversions SET card_token = substr($2, 6) WHERE 'card:' || card_token = $1",
 )
-"""Where identifiers (or their values) are copied without a foreign key: (table, statement of $1 old, $2 new)."""
-TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
+"""Where identifiers (or their values) are copied without a foreign key: statements of $1 old, $2 new."""
 
 NEW_IDENTIFIER = "INSERT INTO identifiers (identifier, member_id, linked_at) VALUES ($1, NULL, NULL)"
 DROP_IDENTIFIER = "DELETE FROM identifiers WHERE identifier = $1"
@@ -279,9 +272,8 @@ class MemberData:
         """`new` takes `old`'s place in every row, unlinked; `old` is gone from the database."""
         await self.conn.execute(NEW_IDENTIFIER, new)
         await self._repoint(await self._references("identifiers"), old, new)
-        for table, statement in IDENTIFIER_COPIES:
-            if await self.conn.fetchval(TABLE_EXISTS, table):
-                await self.conn.execute(statement, old, new)
+        for statement in IDENTIFIER_COPIES:
+            await self.conn.execute(statement, old, new)
         await self.conn.execute(DROP_IDENTIFIER, old)
 
     async def rename_account(self, old: str, new: str) -> None:
@@ -299,8 +291,7 @@ class MemberData:
         await self.conn.execute(EMPTY_PACKET_MESSAGES, member_id)
         await self.conn.execute(EMPTY_GIFT_MEMOS, member_id)
         await self.conn.execute(EMPTY_GRAB_MEMOS, member_id)
-        if await self.conn.fetchval(TABLE_EXISTS, "exchanges"):
-            await self.conn.execute(FORGET_MEMBERSHIP_NUMBERS, member_id)
+        await self.conn.execute(FORGET_MEMBERSHIP_NUMBERS, member_id)
 
     async def purchases_under(self, identifier: str) -> list[uuid.UUID]:
         return [r["event_id"] for r in await self.conn.fetch(PURCHASES_UNDER, identifier)]

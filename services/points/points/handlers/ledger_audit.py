@@ -14,20 +14,14 @@ from points.domain.ledger import Changes
 MAX_LISTED = 20
 
 
-def _named(account: str) -> str:
-    """An unclaimed account's name holds its identifier (personal data, which an erasure must be able to remove
-    while the log is append-only): the log keeps only its kind."""
-    return "unclaimed:[personal]" if account.startswith("unclaimed:") else account
-
-
 async def audit_ops_move(tx: Transaction, changes: Changes) -> None:
     if not changes.transfers or audit.current_request() is None:
         return
     accounts = [a for t in changes.transfers for a in (t.credit_account, t.debit_account)]
-    subject = _named(next((a for a in accounts if a.startswith("member:")), accounts[0]))
+    subject = next((a for a in accounts if a.startswith("member:")), accounts[0])
     listed = [
-        {"transfer_id": str(t.transfer_id), "debit": _named(t.debit_account), "credit": _named(t.credit_account),
-         "amount": t.amount, "reason": t.reason}
+        {"transfer_id": str(t.transfer_id), "debit": t.debit_account, "credit": t.credit_account, "amount": t.amount,
+         "reason": t.reason}
         for t in changes.transfers[:MAX_LISTED]
     ]  # fmt: skip
     after = {"transfers": len(changes.transfers), "points": sum(t.amount for t in changes.transfers)}
