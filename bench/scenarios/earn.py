@@ -25,6 +25,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from bench import events, profile, seed
 from bench.events import Applied
@@ -305,7 +306,11 @@ async def ingest(
     async def poll() -> None:
         last, at = 0, time.monotonic()
         while True:
-            backlog.applied = await committed(admin, group, totals, points.env.get("KAFKA_TOPIC_PREFIX", ""))
+            try:
+                backlog.applied = await committed(admin, group, totals, points.env.get("KAFKA_TOPIC_PREFIX", ""))
+            except KafkaError:  # a group the service has not joined yet has no coordinator: ask again
+                await asyncio.sleep(0.25)
+                continue
             if time.monotonic() - at >= 1:
                 backlog.per_second = (backlog.done - last) / (time.monotonic() - at)
                 last, at = backlog.done, time.monotonic()

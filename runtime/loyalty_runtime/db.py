@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -36,6 +38,19 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
     )
     assert pool is not None
     return pool
+
+
+async def copy_rows(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Append `rows` to `table` with binary COPY, inside the caller's transaction; nothing when there are none.
+
+    For the rows a batch adds in bulk: one round trip like INSERT ... SELECT unnest(...), but without
+    building one array per column (asyncpg checks every element of an array parameter) and with the
+    server's cheapest insert path. Column defaults (sequences) apply to the columns not named.
+    """
+    if rows:
+        await conn.copy_records_to_table(table, records=rows, columns=list(columns))
 
 
 async def wait_for_database(dsn: str, timeout: float = 30.0) -> None:

@@ -173,7 +173,7 @@ async def claim_view(pool: asyncpg.Pool, member_id: uuid.UUID, now: datetime) ->
         open_ids = sorted(a for a in live if activities[a].kind is ActivityKind.LIMITED_CLAIM)
         wanted = [member_account(member_id), *(activities[a].budget_account for a in open_ids)]
         accounts = [
-            Account(r["account_id"], AccountKind(r["kind"]), r["debits_posted"], r["credits_posted"],
+            Account(r["account_id"], AccountKind.of(r["kind"]), r["debits_posted"], r["credits_posted"],
                     r["debits_pending"], r["credits_pending"])
             for r in await conn.fetch(READ_ACCOUNTS, wanted)
         ]  # fmt: skip

@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 
 from loyalty_runtime import inbox
+from loyalty_runtime.db import copy_rows
 from loyalty_runtime.outbox import OutboxMessage, enqueue
 from points.domain.card_rates import CardRate
 from points.domain.earning import Earn, Earning, Reverse
@@ -24,6 +25,7 @@ from points.domain.ledger import (
     Account,
     AccountKind,
     Changes,
+    LedgerError,
     Lot,
     kind_of,
     member_account,
@@ -101,32 +103,48 @@ SELECT lot_id, account_id, amount, remaining, earned_at, expires_at, issuer
 FROM lots WHERE account_id = ANY($1::text[]) AND remaining > 0
 """
 
-INSERT_TRANSFERS = """
-INSERT INTO transfers
-    (transfer_id, debit_account, credit_account, amount, reason, cause_event_id, occurred_at, expires_at, memo,
-     posted_at)
-SELECT *, $10::timestamptz FROM unnest(
-    $1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::uuid[], $7::timestamptz[],
-    $8::timestamptz[], $9::jsonb[]
+TRANSFER_COLUMNS = (
+    "transfer_id",
+    "debit_account",
+    "credit_account",
+    "amount",
+    "reason",
+    "cause_event_id",
+    "occurred_at",
+    "expires_at",
+    "memo",
+    "posted_at",
 )
-"""
-
-INSERT_LOTS = """
-INSERT INTO lots (lot_id, account_id, amount, remaining, earned_at, expires_at, issuer)
-SELECT * FROM unnest(
-    $1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]
+LOT_COLUMNS = ("lot_id", "account_id", "amount", "remaining", "earned_at", "expires_at", "issuer")
+LOT_DEBIT_COLUMNS = ("transfer_id", "lot_id", "amount")
+EARNING_COLUMNS = (
+    "source_key",
+    "event_id",
+    "identifier",
+    "issuer_account",
+    "amount_minor",
+    "currency",
+    "points",
+    "refunded_minor",
+    "points_reversed",
+    "occurred_at",
+    "channel",
+    "partner_id",
+    "category",
+    "mcc",
+    "holder_account",
+    "qualifying_day",
+    "tier_code",
+    "tier_bonus",
+    "tier_bonus_reversed",
 )
-"""
+"""The rows a batch adds are written with binary COPY (loyalty_runtime.db.copy_rows), not INSERT ... unnest:
+no arrays to build and check element by element, and the cheapest way into PostgreSQL (the bench's COPY limit)."""
 
 UPDATE_LOTS = """
 UPDATE lots l SET remaining = u.remaining
 FROM unnest($1::uuid[], $2::bigint[]) AS u(lot_id, remaining)
 WHERE l.lot_id = u.lot_id
-"""
-
-INSERT_LOT_DEBITS = """
-INSERT INTO lot_debits (transfer_id, lot_id, amount)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
 """
 
 APPLY_DELTAS = """
@@ -197,18 +215,6 @@ WHERE identifier = $1 AND (holder_account = $2 OR holder_account IS NULL)
 
 LOCK_GIFT_ID = "SELECT pg_advisory_xact_lock(hashtextextended('gift:' || $1::uuid::text, 0))"
 """Requests with one gift id queue here, even before the gift exists; the later ones read the first."""
-
-INSERT_EARNINGS = """
-INSERT INTO earnings
-    (source_key, event_id, identifier, issuer_account, amount_minor, currency, points, refunded_minor,
-     points_reversed, occurred_at, channel, partner_id, category, mcc, holder_account, qualifying_day, tier_code,
-     tier_bonus, tier_bonus_reversed)
-SELECT * FROM unnest(
-    $1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
-    $9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::date[],
-    $17::text[], $18::bigint[], $19::bigint[]
-)
-"""
 
 UPDATE_EARNINGS = """
 UPDATE earnings e
@@ -320,6 +326,8 @@ class Transaction:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self._shared_deltas: dict[str, tuple[int, int, int, int]] = {}
+        self._credit_only: set[str] = set()
+        """Accounts read without their lock because this transaction only credits them (see `lock_accounts`)."""
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record the ids in the inbox; returns those seen for the first time."""
@@ -396,19 +404,25 @@ class Transaction:
         ]
         await self.conn.execute(ENSURE_ACCOUNTS, ids, [k.value for k in kinds], members)
 
-    async def lock_accounts(self, account_ids: Iterable[str]) -> list[Account]:
+    async def lock_accounts(self, account_ids: Iterable[str], *, credit_only: Iterable[str] = ()) -> list[Account]:
         """Lock the accounts that exist, in account id order so that concurrent batches never deadlock.
 
         Shared accounts (no decision reads their balance) are only read here: their changes are applied
         as the transaction's last statement (`apply_shared_deltas`), so concurrent batches of several
-        consumers queue on them for the moment of a commit instead of for a whole batch.
+        consumers queue on them for the moment of a commit instead of for a whole batch. So are the
+        `credit_only` accounts: members (or unclaimed identifiers) that this transaction only credits, as an
+        earn batch does most of its members; a credit cannot overdraw, so no decision needs their balance,
+        and a refund or a hold of the same member on another consumer does not wait for the whole batch.
+        Debiting one of them in this transaction is a bug, refused when it is written (`write`).
         """
         ids = sorted(set(account_ids))
-        decisive = [a for a in ids if kind_of(a).balance_decides]
-        shared = [a for a in ids if not kind_of(a).balance_decides]
+        later = set(credit_only)
+        decisive = [a for a in ids if kind_of(a).balance_decides and a not in later]
+        shared = [a for a in ids if not kind_of(a).balance_decides or a in later]
+        self._credit_only = (self._credit_only | (later & set(ids))) - set(decisive)
         rows = await self.conn.fetch(LOCK_ACCOUNTS, decisive, shared)
         return [
-            Account(r["account_id"], AccountKind(r["kind"]), r["debits_posted"], r["credits_posted"],
+            Account(r["account_id"], AccountKind.of(r["kind"]), r["debits_posted"], r["credits_posted"],
                     r["debits_pending"], r["credits_pending"])
             for r in rows
         ]  # fmt: skip
@@ -430,11 +444,13 @@ class Transaction:
             await self._write_transfers(changes, posted_at)
         ids = []
         for account_id in sorted(changes.deltas):
-            if kind_of(account_id).balance_decides:
+            if kind_of(account_id).balance_decides and account_id not in self._credit_only:
                 ids.append(account_id)
             else:
                 d, c, dp, cp = self._shared_deltas.get(account_id, (0, 0, 0, 0))
                 d2, c2, dp2, cp2 = changes.deltas[account_id]
+                if (d2 or dp2) and account_id in self._credit_only:
+                    raise LedgerError(f"{account_id} was read without its lock, as only credited: it cannot be debited")
                 self._shared_deltas[account_id] = (d + d2, c + c2, dp + dp2, cp + cp2)
         await self._apply_deltas(ids, changes.deltas)
 
@@ -453,41 +469,19 @@ class Transaction:
 
     async def _write_transfers(self, changes: Changes, posted_at: datetime) -> None:
         transfers = changes.transfers
-        await self.conn.execute(
-            INSERT_TRANSFERS,
-            [t.transfer_id for t in transfers],
-            [t.debit_account for t in transfers],
-            [t.credit_account for t in transfers],
-            [t.amount for t in transfers],
-            [t.reason for t in transfers],
-            [t.cause_event_id for t in transfers],
-            [t.occurred_at for t in transfers],
-            [t.expires_at for t in transfers],
-            [_json(t.memo) for t in transfers],
-            posted_at,
-        )
-        if changes.new_lots:
-            lots = changes.new_lots
-            await self.conn.execute(
-                INSERT_LOTS,
-                [x.lot_id for x in lots],
-                [x.account_id for x in lots],
-                [x.amount for x in lots],
-                [x.remaining for x in lots],
-                [x.earned_at for x in lots],
-                [x.expires_at for x in lots],
-                [x.issuer for x in lots],
-            )
+        await copy_rows(self.conn, "transfers", TRANSFER_COLUMNS, [
+            (t.transfer_id, t.debit_account, t.credit_account, t.amount, t.reason, t.cause_event_id, t.occurred_at,
+             t.expires_at, _json(t.memo), posted_at)
+            for t in transfers
+        ])  # fmt: skip
+        await copy_rows(self.conn, "lots", LOT_COLUMNS, [
+            (x.lot_id, x.account_id, x.amount, x.remaining, x.earned_at, x.expires_at, x.issuer)
+            for x in changes.new_lots
+        ])  # fmt: skip
         if changes.lot_remaining:
             await self.conn.execute(UPDATE_LOTS, list(changes.lot_remaining), list(changes.lot_remaining.values()))
-        if changes.lot_debits:
-            debits = changes.lot_debits
-            await self.conn.execute(
-                INSERT_LOT_DEBITS,
-                [d.transfer_id for d in debits],
-                [d.lot_id for d in debits],
-                [d.amount for d in debits],
-            )
+        await copy_rows(self.conn, "lot_debits", LOT_DEBIT_COLUMNS,
+                        [(d.transfer_id, d.lot_id, d.amount) for d in changes.lot_debits])  # fmt: skip
 
     async def existing_members(self, member_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         rows = await self.conn.fetch(EXISTING_MEMBERS, list(set(member_ids)))
@@ -572,29 +566,13 @@ class Transaction:
 
     async def save_earnings(self, new: Sequence[Earning], facts: dict[str, Earn], changed: Sequence[Earning]) -> None:
         """Insert new earnings (with what their purchase was, from `facts`) and update refunded ones."""
-        if new:
-            await self.conn.execute(
-                INSERT_EARNINGS,
-                [e.source_key for e in new],
-                [e.event_id for e in new],
-                [e.identifier for e in new],
-                [e.issuer_account for e in new],
-                [e.amount_minor for e in new],
-                [e.currency for e in new],
-                [e.points for e in new],
-                [e.refunded_minor for e in new],
-                [e.points_reversed for e in new],
-                [facts[e.source_key].occurred_at for e in new],
-                [facts[e.source_key].channel for e in new],
-                [facts[e.source_key].partner_id for e in new],
-                [facts[e.source_key].category for e in new],
-                [facts[e.source_key].mcc for e in new],
-                [e.holder_account for e in new],
-                [e.qualifying_day for e in new],
-                [e.tier_code for e in new],
-                [e.tier_bonus for e in new],
-                [e.tier_bonus_reversed for e in new],
-            )
+        await copy_rows(self.conn, "earnings", EARNING_COLUMNS, [
+            (e.source_key, e.event_id, e.identifier, e.issuer_account, e.amount_minor, e.currency, e.points,
+             e.refunded_minor, e.points_reversed, f.occurred_at, f.channel, f.partner_id, f.category, f.mcc,
+             e.holder_account, e.qualifying_day, e.tier_code, e.tier_bonus, e.tier_bonus_reversed)
+            for e in new
+            for f in (facts[e.source_key],)
+        ])  # fmt: skip
         if changed:
             await self.conn.execute(
                 UPDATE_EARNINGS,

@@ -188,6 +188,8 @@ class EarnPlan:
     """Purchases held for review: their points are pending in REVIEW_PENDING, not their holder's."""
     cancelled: list[Earning] = field(default_factory=list)
     """Held earnings that refunds reversed in full: their review is over."""
+    _new_keys: set[str] = field(default_factory=set, repr=False)
+    """The source keys of `new_earnings`."""
 
     def earn(self, fact: Earn) -> Outcome:
         if fact.source_key in self.earnings:
@@ -201,6 +203,7 @@ class EarnPlan:
         )  # fmt: skip
         self.earnings[fact.source_key] = earning
         self.new_earnings.append(earning)
+        self._new_keys.add(fact.source_key)
         if self.screen is not None:
             self.screen.record(fact, holder, credited=finding is None)
         if finding is not None:
@@ -268,7 +271,7 @@ class EarnPlan:
         refunded, points = points_to_reverse(earning, fact.amount_minor)
         earning.refunded_minor = refunded
         earning.points_reversed += points
-        if earning not in self.new_earnings:
+        if earning.source_key not in self._new_keys:  # a set: a list's `in` compares every field of every earning
             self.changed_earnings[earning.source_key] = earning
         made: list[Transfer] = []
         holder = holder_of_earning(earning, self.holders)

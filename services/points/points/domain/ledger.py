@@ -50,11 +50,11 @@ class AccountKind(StrEnum):
 
     @property
     def holds_lots(self) -> bool:
-        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.PACKET)
+        return self in _HOLDS_LOTS
 
     @property
     def must_not_overdraw(self) -> bool:
-        return self in (AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.ACTIVITY_BUDGET, AccountKind.PACKET)
+        return self in _MUST_NOT_OVERDRAW
 
     @property
     def balance_decides(self) -> bool:
@@ -63,8 +63,19 @@ class AccountKind(StrEnum):
         The other accounts (issuers, breakage, redeemed, programme) take whatever the ledger books, so a
         batch need not hold them while it works: they are shared by every batch (DESIGN.md, hot accounts).
         """
-        return self.must_not_overdraw or self is AccountKind.RECEIVABLE
+        return self in _BALANCE_DECIDES
 
+    @classmethod
+    def of(cls, value: str) -> AccountKind:
+        """The kind stored as `value` (a dictionary lookup: the enum's own constructor is slow on hot paths)."""
+        return _BY_VALUE[value]
+
+
+# Sets of members, not tuples built per call: these are asked for every transfer the ledger makes.
+_HOLDS_LOTS = frozenset({AccountKind.MEMBER, AccountKind.UNCLAIMED, AccountKind.PACKET})
+_MUST_NOT_OVERDRAW = _HOLDS_LOTS | {AccountKind.ACTIVITY_BUDGET}
+_BALANCE_DECIDES = _MUST_NOT_OVERDRAW | {AccountKind.RECEIVABLE}
+_BY_VALUE = {kind.value: kind for kind in AccountKind}
 
 BREAKAGE = "breakage"
 CARD_ISSUED = "card:issued"
@@ -120,6 +131,8 @@ def receivable_account(member_id: uuid.UUID) -> str:
 
 @functools.lru_cache(maxsize=1 << 17)  # asked for every account of every batch, several times
 def kind_of(account_id: str) -> AccountKind:
+    if account_id.startswith("member:"):  # by far the most frequent: tested first
+        return AccountKind.MEMBER
     if account_id == BREAKAGE:
         return AccountKind.BREAKAGE
     if account_id == CARD_ISSUED:

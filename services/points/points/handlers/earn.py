@@ -24,6 +24,7 @@ from points.domain.ledger import (
     CARD_ISSUED,
     PROGRAMME,
     REVIEW_PENDING,
+    Account,
     AccountKind,
     Book,
     kind_of,
@@ -223,15 +224,27 @@ async def _load(
     receivables = {receivable_account(m) for m in links.values() if m is not None} | debtors
     breakage = {BREAKAGE} if any(kind_of(h) is AccountKind.UNCLAIMED for h in debited) else set()
     programme = {PROGRAMME} if needs_programme(tier_sets, earnings.values()) else set()  # tier bonuses
-    accounts = await tx.lock_accounts(
-        set(holders.values()) | debited | issuers | receivables | breakage | rewarded.locked | programme | suspense
-    )
-    owing = {
-        member_account(member_of(a.account_id)) for a in accounts if a.kind is AccountKind.RECEIVABLE and a.posted < 0
-    }
+    wanted = set(holders.values()) | debited | issuers | receivables | breakage | rewarded.locked | programme | suspense
+    accounts, owing = await _lock_accounts(tx, wanted, credit_only=set(holders.values()) - debited - rewarded.locked)
     book = Book(accounts, await tx.live_lots(debited | owing))
     book.mark_lots_loaded(debited | owing)
     return _Batch(earns, earnings, parked, holders, rewards, book)
+
+
+async def _lock_accounts(tx: Transaction, wanted: set[str], credit_only: set[str]) -> tuple[list[Account], set[str]]:
+    """The batch's accounts, and the members among them who owe (a clawback), whose earnings repay it.
+
+    The holders this batch only credits are read without their lock (Transaction.lock_accounts); a holder who
+    owes is debited by the repayment, so its account is locked after all, once its receivable shows the debt.
+    """
+    accounts = await tx.lock_accounts(wanted, credit_only=credit_only)
+    owing = {
+        member_account(member_of(a.account_id)) for a in accounts if a.kind is AccountKind.RECEIVABLE and a.posted < 0
+    }
+    if relock := owing & credit_only:
+        locked = await tx.lock_accounts(relock)
+        accounts = [a for a in accounts if a.account_id not in relock] + locked
+    return accounts, owing
 
 
 def _holder(
