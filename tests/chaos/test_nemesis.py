@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tools.chaos.nemesis import DURATIONS, POSTGRES, Fault, FaultKind, Nemesis, schedule
+from tools.chaos.nemesis import DURATIONS, LOAD_AFTER_HEAL, POSTGRES, Fault, FaultKind, Nemesis, Window, schedule
 
 NODES = ["kafka-1", "kafka-2", "kafka-3"]
 SERVICES = ["partners", "points", "redemption"]
@@ -88,7 +88,7 @@ async def test_the_nemesis_never_has_two_faults_and_so_never_two_kafka_nodes_dow
     faults = schedule(seed, 900, NODES, SERVICES, gap=(0.1, 1.0))
     nemesis = Nemesis(platform, faults, clock=time.clock, sleep=time.sleep)
 
-    await nemesis.run(deadline=900)
+    await nemesis.run(Window(900))
 
     assert sum(1 for f in faults if f.kind in KAFKA) >= 10, "the schedule should stress Kafka"
     assert platform.most_down == 1
@@ -106,9 +106,21 @@ async def test_the_nemesis_stops_before_a_fault_that_would_outlast_the_window():
     ]
     nemesis = Nemesis(FakePlatform(time), faults, clock=time.clock, sleep=time.sleep)
 
-    await nemesis.run(deadline=12.0)  # the first ends (healed) at 10 s; the second would end at 18 s
+    await nemesis.run(Window(12.0))  # the first ends (healed) at 10 s; the second would end at 18 s
 
     assert [i.fault.number for i in nemesis.injected] == [1]
+
+
+async def test_faults_still_owed_stretch_the_window_and_the_rest_do_not():
+    time = FakeTime()
+    faults = [Fault(n, FaultKind.SERVICE_KILL, "points", calm_before=5.0, duration=2.0) for n in (1, 2, 3)]
+    nemesis = Nemesis(FakePlatform(time), faults, at_least=2, clock=time.clock, sleep=time.sleep)
+    window = Window(8.0)  # heals take 3 s: the first fault heals at 10 s, the second (still owed) at 20 s
+
+    await nemesis.run(window)
+
+    assert [i.fault.number for i in nemesis.injected] == [1, 2]
+    assert window.end == 20.0 + LOAD_AFTER_HEAL, "load goes on a little after the last owed fault healed"
 
 
 async def test_a_fault_that_does_not_heal_is_recorded_and_no_further_fault_is_injected():
@@ -116,7 +128,7 @@ async def test_a_fault_that_does_not_heal_is_recorded_and_no_further_fault_is_in
     nemesis = Nemesis(FakePlatform(time, heals=False), schedule(9, 600, NODES, SERVICES), clock=time.clock,
                       sleep=time.sleep)  # fmt: skip
 
-    await nemesis.run(deadline=600)
+    await nemesis.run(Window(600))
 
     [only] = nemesis.injected
     assert only.healed is None
@@ -136,7 +148,7 @@ async def test_a_fault_interrupted_midway_is_still_healed():
         await time.sleep(seconds)
 
     nemesis = Nemesis(platform, [Fault(1, FaultKind.KAFKA_PAUSE, "kafka-2", 1.0, 5.0)], clock=time.clock, sleep=sleep)
-    running = asyncio.create_task(nemesis.run(deadline=100))
+    running = asyncio.create_task(nemesis.run(Window(100)))
     await started.wait()
     running.cancel()
     with pytest.raises(asyncio.CancelledError):

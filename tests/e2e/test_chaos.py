@@ -23,7 +23,7 @@ KINDS = ("purchase", "refund", "card", "gift", "claim", "order")
 def test_a_short_seeded_chaos_run_injects_faults_of_several_kinds_and_loses_or_doubles_nothing(tmp_path: Path):
     home = tmp_path / "chaos"
     command = [sys.executable, "-m", "tools.chaos", "--seed", str(SEED), "--seconds", "60", "--gap", "2-5",
-               "--home", str(home)]  # fmt: skip
+               "--faults", "3", "--home", str(home)]  # fmt: skip
 
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 

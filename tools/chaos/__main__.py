@@ -43,13 +43,17 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--keep", action="store_true", help="keep Kafka's and PostgreSQL's data after the run")
     parser.add_argument("--gap", type=gap, default=DEFAULT_GAP, help="calm between faults, MIN-MAX s (default 5-20)")
     parser.add_argument("--rate", type=float, default=1.0, help="load multiplier (1: about 15 requests/s)")
+    parser.add_argument("--faults", type=int, default=0, metavar="N",
+                        help="inject at least N faults, stretching the load window if heals are slow")  # fmt: skip
     args = parser.parse_args(argv)
     if args.seed < 0:
         parser.error("--seed must be 0 or more")
     seconds = args.seconds if args.seconds is not None else 60 * (args.minutes if args.minutes is not None else 2)
     if seconds <= 0 or args.rate <= 0:
         parser.error("--minutes/--seconds and --rate must be more than 0")
-    return Options(args.seed, seconds, args.brokers, args.home, args.keep, args.gap, args.rate)
+    if args.faults < 0:
+        parser.error("--faults must be 0 or more")
+    return Options(args.seed, seconds, args.brokers, args.home, args.keep, args.gap, args.rate, args.faults)
 
 
 def configure_logging() -> None:

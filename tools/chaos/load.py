@@ -27,6 +27,7 @@ from contracts.events.cards import CardPurchasePayload, CardPurchasePosted
 from contracts.money import Money
 from tools.cardfeed import MERCHANTS, SOURCE
 from tools.chaos.api import Answer, CardSystem, Partner, Platform, Unavailable
+from tools.chaos.nemesis import Window
 from tools.chaos.setup import Cast, Member
 
 log = logging.getLogger("chaos.load")
@@ -284,9 +285,9 @@ class Load:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def run(self, until: float) -> None:
-        """Start requests until `until`; the ones without an answer yet go on (see `drain`)."""
-        await asyncio.gather(*(self._ticker(kind, per_second * self.rate, until) for kind, per_second in RATES.items()))
+    async def run(self, window: Window) -> None:
+        """Start requests until the window ends; the ones without an answer yet go on (see `drain`)."""
+        await asyncio.gather(*(self._ticker(kind, rate * self.rate, window) for kind, rate in RATES.items()))
 
     async def send_all(self, requests: list[Request]) -> None:
         await asyncio.gather(*(self.deliver(r) for r in requests))
@@ -319,14 +320,14 @@ class Load:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 1.5, 2.0)
 
-    async def _ticker(self, kind: Kind, per_second: float, until: float) -> None:
+    async def _ticker(self, kind: Kind, per_second: float, window: Window) -> None:
         if per_second <= 0:
             return
         gate = asyncio.Semaphore(MAX_IN_FLIGHT)
         next_at = self.clock()
         while True:
             next_at += 1.0 / per_second
-            if next_at > until:
+            if next_at > window.end:
                 return
             await asyncio.sleep(max(0.0, next_at - self.clock()))
             request = self.workload.build(kind)

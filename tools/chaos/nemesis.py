@@ -27,6 +27,8 @@ log = logging.getLogger("chaos.nemesis")
 
 POSTGRES = "postgres"
 DEFAULT_GAP = (5.0, 20.0)
+LOAD_AFTER_HEAL = 3.0
+"""Seconds of load the window keeps after a fault it was stretched for has healed."""
 
 
 class FaultKind(StrEnum):
@@ -126,6 +128,16 @@ class Platform(Protocol):
 
 
 @dataclass
+class Window:
+    """The load window. It ends at `end`, and the nemesis moves that end later while it still owes faults."""
+
+    end: float
+
+    def stretch_to(self, at: float) -> None:
+        self.end = max(self.end, at)
+
+
+@dataclass
 class Injected:
     fault: Fault
     started: float
@@ -136,10 +148,15 @@ class Injected:
 
 @dataclass
 class Nemesis:
-    """Injects the schedule's faults one at a time until the deadline; always heals what it broke."""
+    """Injects the schedule's faults one at a time until the window ends; always heals what it broke.
+
+    It owes `at_least` faults: until that many are injected, a fault that would outlast the window
+    stretches it instead, so that slow heals on a busy machine never make a run with fewer faults.
+    """
 
     platform: Platform
     faults: Sequence[Fault]
+    at_least: int = 0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     heal_timeout: float = 120.0
@@ -147,15 +164,21 @@ class Nemesis:
     current: Fault | None = None
     origin: float = 0.0
 
-    async def run(self, deadline: float) -> None:
+    async def run(self, window: Window) -> None:
         self.origin = self.clock()
         for fault in self.faults:
-            if self.clock() + fault.calm_before + fault.duration > deadline:
+            owed = len(self.injected) < self.at_least
+            ends_at = self.clock() + fault.calm_before + fault.duration
+            if ends_at > window.end and not owed:
                 log.info("nemesis done: the next fault would outlast the load window", extra={"next": fault.describe()})
                 return
+            if owed:
+                window.stretch_to(ends_at + LOAD_AFTER_HEAL)
             await self.sleep(fault.calm_before)  # the calm is part of the schedule, not a wait for a condition
             if not await self._inject(fault):
                 return
+            if owed:
+                window.stretch_to(self.clock() + LOAD_AFTER_HEAL)
 
     async def _inject(self, fault: Fault) -> bool:
         """Break, wait, heal; False when the platform did not heal (then no further fault is injected)."""

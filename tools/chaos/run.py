@@ -22,7 +22,7 @@ from deploy.local.cluster import ROOT, Postgres, Processes
 from deploy.local.fleet import Fleet
 from tools.chaos.api import CardSystem, Platform, SetupError
 from tools.chaos.load import RATES, Kind, Ledger, Load, Workload
-from tools.chaos.nemesis import DEFAULT_GAP, Fault, Nemesis, schedule
+from tools.chaos.nemesis import DEFAULT_GAP, Fault, Nemesis, Window, schedule
 from tools.chaos.prove import prove, wait_quiet
 from tools.chaos.report import result, write
 from tools.chaos.setup import MEMBERS, PARTNERS, Cast, set_up
@@ -44,6 +44,8 @@ class Options:
     keep: bool = False
     gap: tuple[float, float] = DEFAULT_GAP
     rate: float = 1.0
+    at_least: int = 0
+    """Faults the run injects however long heals take (the load window stretches for them)."""
     quiet_timeout: float = 180.0
 
     @property
@@ -116,7 +118,7 @@ async def exercise(options: Options, fleet: Fleet, faults: list[Fault], phases: 
             load = Load(platform, cards, Workload(options.seed, cast, Ledger()), rate=options.rate)
             await grant_starting_points(load, fleet.dsn("points"), cast)
         targets = FleetTargets(fleet)
-        nemesis = Nemesis(targets, faults)
+        nemesis = Nemesis(targets, faults, at_least=options.at_least)
         watch = await under_fire(options, fleet, load, nemesis, phases)
         async with phases("heal"):
             await targets.heal_everything()
@@ -135,10 +137,10 @@ async def under_fire(options: Options, fleet: Fleet, load: Load, nemesis: Nemesi
     watch = StallWatch(fleet.dsn("points"), load.ledger, nemesis)
     async with phases("load", seconds=options.seconds, rate=options.rate):
         origin = time.monotonic()
-        until = origin + options.seconds
+        window = Window(origin + options.seconds)
         await asyncio.gather(
-            load.run(until), nemesis.run(until), watch.run(origin, until),
-            report_progress(load, nemesis, watch, origin, until),
+            load.run(window), nemesis.run(window), watch.run(origin, window),
+            report_progress(load, nemesis, watch, origin, window),
         )  # fmt: skip
         log_progress(load, nemesis, watch, origin)
     return watch

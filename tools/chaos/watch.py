@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from tools.chaos.load import Kind, Ledger, Load, Outcome
-from tools.chaos.nemesis import Nemesis
+from tools.chaos.nemesis import Nemesis, Window
 
 log = logging.getLogger("chaos.watch")
 
@@ -69,9 +69,9 @@ class StallWatch:
         self.applied: int | None = None
         self._conn: asyncpg.Connection | None = None
 
-    async def run(self, origin: float, until: float) -> None:
+    async def run(self, origin: float, window: Window) -> None:
         try:
-            while self.clock() < until:
+            while self.clock() < window.end:
                 self.applied = await self._read()
                 fault = self.nemesis.current.describe() if self.nemesis.current else None
                 purchases = self.ledger.of(Kind.PURCHASE)
@@ -100,9 +100,9 @@ class StallWatch:
             conn.terminate()  # a paused server would never answer a polite close
 
 
-async def report_progress(load: Load, nemesis: Nemesis, watch: StallWatch, origin: float, until: float) -> None:
+async def report_progress(load: Load, nemesis: Nemesis, watch: StallWatch, origin: float, window: Window) -> None:
     """One structured line every few seconds: time, faults so far, requests accepted and applied."""
-    while time.monotonic() < until:
+    while time.monotonic() < window.end:
         await asyncio.sleep(PROGRESS_SECONDS)
         log_progress(load, nemesis, watch, origin)
 
