@@ -286,12 +286,37 @@ class Stack:
         return self.processes[key]
 
     async def start(self, *services: str, replicas: int = 1) -> None:
-        """Start the services (all of this stack's by default) and wait until each answers /ready."""
+        """Start the services (all of this stack's by default) and wait until each answers /ready.
+
+        A service runs as many processes as `make up` runs of it (deploy/local/stack.py PROCESSES_OF),
+        sharing its port."""
         wanted = [self.process(s, n) for s in (services or self.services) for n in range(1, replicas + 1)]
+        wanted += [sibling for first in wanted for sibling in self._siblings(first)]
         for service in wanted:
             if service.process is None:
                 service.start()
         await asyncio.gather(*(s.wait_ready() for s in wanted))
+
+    def _siblings(self, first: ServiceProcess) -> list[ServiceProcess]:
+        """The other processes of `first`'s service on its port (SO_REUSEPORT), as `make up` runs them."""
+        count = stack.PROCESSES_OF.get(first.name, 1)
+        if count == 1 or first.process is not None:
+            return []
+        first.env["HTTP_REUSE_PORT"] = "true"
+        siblings = []
+        for n in range(2, count + 1):
+            key = next(k for k, p in self.processes.items() if p is first) + f"#{n}"
+            log = first.log.with_name(f"{first.log.stem}#{n}.log")
+            siblings.append(self.processes.setdefault(key, ServiceProcess(first.name, first.port, first.env, log)))
+        return siblings
+
+    def pids(self, service: str) -> list[int]:
+        """Every running process of the service, its siblings on the same port included."""
+        return [p.pid for p in self.processes.values() if p.name == service and p.process is not None]
+
+    def components(self) -> dict[str, list[int]]:
+        """For measuring_cpu: the infrastructure's processes and each service's, by service."""
+        return {**infrastructure_pids(), **{name: self.pids(name) for name in dict.fromkeys(self.services)}}
 
     async def remove(self) -> None:
         # Shielded: a second Ctrl-C must not leave databases and topics behind.

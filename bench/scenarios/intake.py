@@ -15,7 +15,7 @@ import orjson
 
 from bench import profile
 from bench.clients import Partner, purchase, register_partner
-from bench.harness import PROGRESS, Run, Stack, infrastructure_pids, measuring_cpu
+from bench.harness import PROGRESS, Run, Stack, measuring_cpu
 from bench.httpclient import HttpError, Pool
 from bench.report import Report, Result
 from bench.stats import rate, summary
@@ -33,12 +33,13 @@ async def run(run: Run, report: Report) -> None:
         pool = Pool(stack.url("partners"), SINGLE_CLIENTS)
         try:
             partner = await register_partner(pool, "benchmall")
-            components = {**infrastructure_pids(), "partners": [stack.processes["partners"].pid]}
+            components = stack.components()
             single = await closed_loop(pool, partner, SINGLE_CLIENTS, 1, run.plan.intake_s, components)
             batch = await closed_loop(pool, partner, BATCH_CLIENTS, BATCH_SIZE, run.plan.intake_s, components)
-            # Profiled apart from the measured runs, so the sampler's own cost stays out of the figures.
+            # Profiled apart from the measured runs, so the sampler's own cost stays out of the figures; the first
+            # of partners' processes (they share the port and the load).
             output = run.directory / "profile-partners-intake.txt"
-            profiling = asyncio.create_task(profile.record(stack.processes["partners"].pid, run.plan.profile_s, output))
+            profiling = asyncio.create_task(profile.record(stack.pids("partners")[0], run.plan.profile_s, output))
             await closed_loop(pool, partner, SINGLE_CLIENTS, 1, run.plan.profile_s + 1, components, "profiling")
             details["profile"] = profile.summary(output, await profiling)
         finally:
@@ -73,7 +74,8 @@ async def closed_loop(
 
     def body() -> bytes:
         counter[0] += size
-        items = [purchase(f"in-{size}-{counter[0] + i}", f"c{(counter[0] + i) % 100_000:07d}", 12_300)
+        # Keys of their own per run (the profiling run too): a key sent again would be a 409, not an intake.
+        items = [purchase(f"in-{size}{purpose}-{counter[0] + i}", f"c{(counter[0] + i) % 100_000:07d}", 12_300)
                  for i in range(size)]  # fmt: skip
         return orjson.dumps(items[0] if size == 1 else {"purchases": items})
 

@@ -24,8 +24,9 @@ import orjson
 
 from bench import seed
 from bench.clients import Partner, purchase, register_partner
-from bench.harness import PROGRESS, RESULTS, Run, Stack, infrastructure_pids, measuring_cpu
-from bench.httpclient import HttpError, Pool
+from bench.harness import PROGRESS, RESULTS, Run, Stack, measuring_cpu
+from bench.httpclient import Answer, HttpError, Pool
+from bench.openloop import send_on_schedule
 from bench.report import Report, Result
 from bench.stats import rate, summary
 
@@ -62,6 +63,35 @@ class Phase:
     started: float = 0.0
     last_answer: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
+
+    def achieved(self) -> float:
+        """Accepted requests over the time from the first send to the last answer: below the target rate when
+        the service could not keep up."""
+        return rate(self.accepted, max(self.last_answer - self.started, self.warmup_s + self.window_s))
+
+    async def post(self, pool: Pool, path: str, body: bytes, headers: dict[str, str]) -> Answer | None:
+        """Send one request of the phase; its answer if accepted (202), else None with the error counted."""
+        try:
+            answer = await pool.request("POST", path, body, headers)
+        except (HttpError, OSError) as error:
+            self.errors[type(error).__name__] += 1
+            return None
+        if answer.status != 202:
+            self.errors[str(answer.status)] += 1
+            return None
+        self.last_answer = time.perf_counter()
+        return answer
+
+    def shortfalls(self, lost: str) -> str:
+        """What the note of a phase adds when requests went unanswered, got no result (`lost`), or failed."""
+        note = ""
+        if self.unanswered:
+            note += f"; {self.unanswered} not answered within {DRAIN_TIMEOUT_S:.0f} s after the last was due"
+        if self.lost:
+            note += f"; {self.lost} {lost} within {DRAIN_TIMEOUT_S:.0f} s"
+        if self.errors:
+            note += f"; errors {dict(self.errors)}"
+        return note
 
 
 @dataclass
@@ -131,7 +161,7 @@ async def run(run: Run, report: Report) -> None:
             async with PROGRESS.phase("latency: seeding members", lambda: f"{count:,} members"):
                 members = await seed.members(conn, count)
                 await stack.start()
-            components = {**infrastructure_pids(), **{s: [p.pid] for s, p in stack.processes.items()}}
+            components = stack.components()
             idle: dict[str, float] = {}
             async with PROGRESS.phase("latency: CPU of the idle services", f"{IDLE_S:.0f} s without load"):
                 with measuring_cpu(components, idle):
@@ -144,17 +174,19 @@ async def run(run: Run, report: Report) -> None:
                 next_member = 0
                 for target, of_max, batch in rates:
                     phase = Phase(target, plan.latency_warmup_s, plan.latency_window_s, batch)
-                    components = {**infrastructure_pids(), **{s: [p.pid] for s, p in stack.processes.items()}}
+                    components = stack.components()
                     with measuring_cpu(components, phase.cpu):
                         await drive(pool, partner, members, phase, ledger, conn, next_member)
                     next_member += phase.sent * phase.batch
                     await settle(conn)
-                    report.add(_rows(phase, of_max))
+                    handover = await handover_ms(stack.dsn("partners"), conn, f"lat-{phase.rate:.0f}-{phase.batch}-")
+                    report.add(_rows(phase, of_max, summary(handover) if handover else None))
                     details[_label(phase, of_max)] = {
                         "sent": phase.sent, "accepted": phase.accepted, "errors": dict(phase.errors),
                         "not_visible_within_timeout": phase.lost, "not_answered_within_timeout": phase.unanswered,
                         "cpu_cores": phase.cpu,
                         "request_ms": summary(phase.request_ms), "visible_ms": summary(phase.visible_ms),
+                        "partners_commit_to_points_batch_ms": summary(handover) if handover else None,
                     }  # fmt: skip
             finally:
                 pool.close()
@@ -169,24 +201,23 @@ def _label(phase: Phase, of_max: bool) -> str:
     return label if phase.batch == 1 else f"{label} in batches of {phase.batch}"
 
 
-def _rows(phase: Phase, of_max: bool) -> list[Result]:
+def _rows(phase: Phase, of_max: bool, handover: dict[str, float] | None) -> list[Result]:
     label = _label(phase, of_max)
-    # Accepted requests over the time from the first send to the last answer: below the target rate when
-    # the service could not keep up.
-    achieved = rate(phase.accepted, max(phase.last_answer - phase.started, phase.warmup_s + phase.window_s))
     stats = summary(phase.visible_ms)
-    note = f"{achieved:,.0f} purchases/s accepted"
-    if phase.unanswered:
-        note += f"; {phase.unanswered} not answered within {DRAIN_TIMEOUT_S:.0f} s after the last was due"
-    if phase.lost:
-        note += f"; {phase.lost} not visible within {DRAIN_TIMEOUT_S:.0f} s"
-    if phase.errors:
-        note += f"; errors {dict(phase.errors)}"
+    note = f"{phase.achieved():,.0f} purchases/s accepted" + phase.shortfalls("not visible")
     return [
         Result(f"{label}: p50", stats["p50"], "ms", note=note),
         Result(f"{label}: p95", stats["p95"], "ms"),
         Result(
-            f"{label}: p99", stats["p99"], "ms", note=f"request alone: p99 {summary(phase.request_ms)['p99']:.1f} ms"
+            f"{label}: p99",
+            stats["p99"],
+            "ms",
+            note=f"request alone: p99 {summary(phase.request_ms)['p99']:.1f} ms"
+            + (
+                f"; partners commit to points batch: p50 {handover['p50']:.1f}, p99 {handover['p99']:.1f} ms"
+                if handover
+                else ""
+            ),
         ),
     ]
 
@@ -206,6 +237,7 @@ async def drive(
     path = partner.purchases_path if phase.batch == 1 else partner.purchases_path + "/batch"
 
     async def send(k: int, due: float) -> None:
+        phase.sent += 1
         firsts = [first_member + k * phase.batch + i for i in range(phase.batch)]
         indexes = [n % len(members.ids) for n in firsts]
         items = [
@@ -213,16 +245,9 @@ async def drive(
             for n, index in zip(firsts, indexes, strict=True)
         ]
         body = orjson.dumps(items[0] if phase.batch == 1 else {"purchases": items})
-        try:
-            answer = await pool.request("POST", path, body, partner.signed(path, body))
-        except (HttpError, OSError) as error:
-            phase.errors[type(error).__name__] += 1
-            return
-        if answer.status != 202:
-            phase.errors[str(answer.status)] += 1
+        if await phase.post(pool, path, body, partner.signed(path, body)) is None:
             return
         phase.accepted += phase.batch
-        phase.last_answer = time.perf_counter()
         if due >= measured_from:
             phase.request_ms.append((time.perf_counter() - due) * 1000)
         for index in indexes:
@@ -239,17 +264,7 @@ async def drive(
 
     try:
         async with PROGRESS.phase(_label(phase, False), status):
-            for k in range(total):
-                due = started + k * phase.batch / phase.rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                task = asyncio.create_task(send(k, due))
-                in_flight[task] = due
-                task.add_done_callback(in_flight.pop)
-                phase.sent += 1
-            if in_flight:
-                await asyncio.wait(list(in_flight), timeout=DRAIN_TIMEOUT_S)
+            await send_on_schedule(started, total, phase.batch / phase.rate, send, in_flight, DRAIN_TIMEOUT_S)
             # Requests still unanswered count with the time they waited so far: a lower bound, never dropped.
             now = time.perf_counter()
             for due in in_flight.values():
@@ -267,6 +282,26 @@ async def drive(
         for task in list(in_flight):
             task.cancel()
     ledger.give_up(phase)
+
+
+async def handover_ms(partners_dsn: str, points: asyncpg.Connection, key_prefix: str) -> list[float]:
+    """Per purchase of the phase: from the transaction that recorded it in partners (its outbox row) to the
+    start of the points transaction that applied it (the relay, Kafka and the consumer's wait in between).
+
+    Both are `now()` of a transaction on the same server, so no clock skew; the points batch's own work and
+    the poller's interval come after it (visible_ms minus this)."""
+    partners = await asyncpg.connect(partners_dsn)
+    try:
+        accepted = await partners.fetch(
+            "SELECT event_id, accepted_at FROM intake_requests WHERE idempotency_key LIKE $1", key_prefix + "%"
+        )
+    finally:
+        await partners.close()
+    received = await points.fetch(
+        "SELECT event_id, received_at FROM inbox WHERE event_id = ANY($1::uuid[])", [r["event_id"] for r in accepted]
+    )
+    at = {r["event_id"]: r["accepted_at"] for r in accepted}
+    return [(r["received_at"] - at[r["event_id"]]).total_seconds() * 1000 for r in received]
 
 
 async def settle(conn: asyncpg.Connection, timeout: float = 120.0) -> None:

@@ -61,6 +61,11 @@ SERVICES = (
     Service("points", 8102, "loyalty_points"),
     Service("redemption", 8103, "loyalty_redemption"),
 )
+PROCESSES_OF = {"partners": int(os.environ.get("PARTNERS_PROCESSES") or 1)}
+"""How many processes of a service `make up` (and the benchmark) runs, 1 unless named here. Partners can run
+several on one port (PARTNERS_PROCESSES=2: SO_REUSEPORT, the kernel spreads connections), as signed intake is
+CPU in Python; one is the default, because on 2 cores a second process halved the size of its group commits
+and doubled PostgreSQL's CPU for the same intake."""
 CONSOLE = Service("console", 8104, "loyalty_console")
 """The web front: wallet, portal and ops console over the three services' APIs."""
 EVERYTHING = (*SERVICES, CONSOLE)
@@ -143,7 +148,24 @@ def service_env(service: Service) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if PROCESSES_OF.get(service.name, 1) > 1:
+        env["HTTP_REUSE_PORT"] = "true"
     return env
+
+
+def instances(service: Service) -> list[str]:
+    """The process names of a service: `partners`, then `partners-2`, ..."""
+    return [service.name] + [f"{service.name}-{n}" for n in range(2, PROCESSES_OF.get(service.name, 1) + 1)]
+
+
+def start_processes(service: Service) -> None:
+    """The first process migrates and starts as any service; the others share its port."""
+    env = service_env(service)
+    start_service(PROCESSES, service, env)
+    for name in instances(service)[1:]:
+        if PROCESSES.pid(name) is None:
+            say(f"starting {name} on {service.url}")
+            PROCESSES.spawn(name, [PYTHON, "-m", service.name, "serve"], env=env)
 
 
 def create_topics() -> None:
@@ -179,7 +201,7 @@ def up() -> None:
     t0 = time.monotonic()
     infra()
     for service in EVERYTHING:
-        start_service(PROCESSES, service, service_env(service))
+        start_processes(service)
     for service in EVERYTHING:
         wait_until(
             f"{service.name} /ready", lambda s=service: ready(s.port), timeout=60, log=LOGS / f"{service.name}.log"
@@ -191,8 +213,9 @@ def up() -> None:
 def down(only: dict[str, bool] | None = None) -> None:
     """Stop the services, then Kafka and PostgreSQL; `only` limits it to what a caller started."""
     for service in reversed(EVERYTHING):
-        if PROCESSES.stop(service.name):
-            say(f"stopped {service.name}")
+        for name in reversed(instances(service)):
+            if PROCESSES.stop(name):
+                say(f"stopped {name}")
     if only is None or only.get("kafka"):
         stopped = kafka_cluster().stop()
         if stopped:
@@ -222,6 +245,8 @@ def status() -> None:
         state = "ready" if ready(service.port) else ("starting" if PROCESSES.pid(service.name) else "down")
         where = f"{service.url}  ({'sign in: /signin' if service is CONSOLE else 'docs: /docs'})"
         rows.append((service.name, where, state, str(LOGS / f"{service.name}.log")))
+        for name in instances(service)[1:]:
+            rows.append((name, where, "running" if PROCESSES.pid(name) else "down", str(LOGS / f"{name}.log")))
     width = max(len(r[1]) for r in rows)
     print(f"\n{'component':<11} {'listens on':<{width}}  {'state':<8} log")
     for name, where, state, log in rows:

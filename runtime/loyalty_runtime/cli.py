@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -48,7 +49,7 @@ def main(
     applied = asyncio.run(migrate(shell))
     log.info("migrations up to date", extra={"applied": applied})
     if args.command == "serve":
-        uvicorn.run(
+        config = uvicorn.Config(
             shell.app,
             host=shell.settings.http_host,
             port=shell.settings.http_port,
@@ -57,4 +58,22 @@ def main(
             http="httptools",
             timeout_graceful_shutdown=int(shell.settings.shutdown_grace_seconds),
         )
+        server = uvicorn.Server(config)
+        if shell.settings.http_reuse_port:
+            server.run(sockets=[shared_port(shell.settings.http_host, shell.settings.http_port)])
+        else:
+            server.run()
+        if not server.started:
+            return 3  # as uvicorn.run: the app failed to start
     return 0
+
+
+def shared_port(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes of the same service may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock

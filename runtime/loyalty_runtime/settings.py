@@ -35,6 +35,11 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    http_reuse_port: bool = Field(
+        default=False,
+        description="Listen with SO_REUSEPORT, so that several processes of the service share one port "
+        "(the kernel spreads the connections over them); `make up PARTNERS_PROCESSES=2` runs partners so.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
     startup_timeout_seconds: float = Field(default=60.0, gt=0, description="How long to wait for Kafka at start.")

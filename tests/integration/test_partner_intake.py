@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -20,6 +21,7 @@ from tests.support.partner_client import (
     refund_item,
     register_partner,
 )
+from tests.support.proxy import Proxy
 from tests.support.services import http, partners_service, points_service, running
 from tests.support.waiting import eventually
 
@@ -48,8 +50,8 @@ async def test_accepted_purchases_and_refunds_are_published_and_refused_batches_
         batch = await partner.purchases_batch([purchase_item("k-2", 1_000), purchase_item("k-3", 99)])
         refund = await partner.refund(refund_item("k-1", "order-k-1", 10_000))
         assert single.status_code == batch.status_code == refund.status_code == 202
-
-    records = await read_all(infra.kafka, PARTNER_PURCHASES.qualified(topic_prefix), expected=4)
+        # Read while the service runs: its outbox relay sends what intake recorded.
+        records = await read_all(infra.kafka, PARTNER_PURCHASES.qualified(topic_prefix), expected=4)
     assert len(records) == 4, "nothing of the refused batches was published"
     assert {r.key for r in records} == {b"skymall:cust-1"}
     events = [PARTNER_PURCHASES.decode(r.value) for r in records]
@@ -113,3 +115,38 @@ async def test_concurrent_identical_purchases_are_one_event_applied_once(infra, 
         assert purchases == 2, "one event per purchase, whatever was resent"
     finally:
         await conn.close()
+
+
+async def test_while_the_database_is_gone_intake_answers_503_and_a_retry_afterwards_is_one_event(
+    infra, topic_prefix, database
+):
+    """Nothing is answered 202 unless it is committed; the partner's retry after the outage is the first and only."""
+    dsn = await database("partners")
+    parts = urlsplit(dsn)
+    proxy = await Proxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    through = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    try:
+        async with running(partners_service(infra.kafka, through, topic_prefix)) as shell, http(shell) as api:
+            partner = SignedPartnerClient(api, await register_partner(api, ops_token(shell.settings.jwt_secret), "sky"))
+            await proxy.cut()
+            refused = await asyncio.gather(*(partner.purchase(purchase_item("k-1", 1_000)) for _ in range(3)))
+            assert [a.status_code for a in refused] == [503] * 3, [a.text for a in refused]
+            assert all(a.headers["Retry-After"].isdigit() for a in refused)
+            await proxy.restore()
+
+            async def retried() -> str | None:
+                answer = await partner.purchase(purchase_item("k-1", 1_000))
+                return answer.json()["event_id"] if answer.status_code == 202 else None
+
+            event_id = await eventually(retried, timeout=30, what="the retry to be accepted")
+            again = await partner.purchase(purchase_item("k-1", 1_000))
+            assert again.json()["event_id"] == event_id, "a retry of an accepted purchase is the same event"
+            records = await read_all(infra.kafka, PARTNER_PURCHASES.qualified(topic_prefix), expected=1)
+            conn = await asyncpg.connect(dsn)
+            try:
+                assert await conn.fetchval("SELECT count(*) FROM intake_requests") == 1
+            finally:
+                await conn.close()
+    finally:
+        await proxy.stop()
+    assert [str(PARTNER_PURCHASES.decode(r.value).event_id) for r in records] == [event_id], "one event, once"

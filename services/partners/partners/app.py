@@ -21,7 +21,6 @@ from loyalty_runtime.service import ServiceShell
 from partners import consumers
 from partners.adapters.cache import CachingRegistry
 from partners.adapters.contract_publications import ContractPublications
-from partners.adapters.events import KafkaEventPublisher
 from partners.adapters.exchanges_store import ExchangesStore
 from partners.adapters.history_store import HistoryStore
 from partners.adapters.intake_store import IntakeStore
@@ -103,7 +102,7 @@ def build(
 
 
 def declare_publishers(shell: ServiceShell) -> None:
-    """For the AsyncAPI document: intake sends purchases with its own producer, the outbox relay the rest."""
+    """For the AsyncAPI document: the outbox relay sends them all, intake's purchases and refunds included."""
     declared = [
         (PARTNER_PURCHASES, "partner purchases and refunds", PartnerPurchaseRecorded | PartnerRefundRecorded),
         (OFFERS, "reward offers", OfferPublished | OfferWithdrawn),
@@ -115,19 +114,12 @@ def declare_publishers(shell: ServiceShell) -> None:
 
 
 def add_intake(parts: Parts) -> None:
-    """Signed purchases and refunds (sent to Kafka before the answer), and what partners read of them."""
-    shell, settings = parts.shell, parts.settings
-    partner_events = KafkaEventPublisher(
-        settings.kafka_bootstrap_servers,
-        shell.topic(PARTNER_PURCHASES.name),
-        client_id=shell.name,
-        tracer_provider=shell.provider,
-    )
-    shell.add_background("intake producer", partner_events.run)
-    intake_log, history_store = IntakeStore(lambda: shell.pool), HistoryStore(lambda: shell.pool)
-    shell.app.include_router(
-        intake.router(partner_events, parts.cached, intake_log, history_store, parts.authenticator, parts.clock)
-    )
+    """Signed purchases and refunds (recorded with their events, which the outbox relay sends), and what partners
+    read of them."""
+    shell = parts.shell
+    intake_log = IntakeStore(lambda: shell.pool, shell.topic(PARTNER_PURCHASES.name), tracer_provider=shell.provider)
+    history_store = HistoryStore(lambda: shell.pool)
+    shell.app.include_router(intake.router(parts.cached, intake_log, history_store, parts.authenticator, parts.clock))
     shell.app.include_router(history.router(history_store, parts.cached, parts.authenticator, parts.tokens))
 
 

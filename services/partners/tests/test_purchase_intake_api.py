@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -25,9 +25,9 @@ from partners.api import errors, intake
 from partners.api.errors import status_of
 from partners.domain.earn import EarnContract
 from partners.domain.idempotency import IntakeEntry, purchase_entry
-from partners.domain.intake import PurchaseReport, event_id_for
-from partners.handlers.authentication import PartnerAuthenticator
-from partners.handlers.intake import ContendedIntakeError, EventsUnavailableError
+from partners.domain.intake import PricedPurchase, PurchaseReport, event_id_for
+from partners.handlers.authentication import PartnerAuthenticator, SignatureClaim
+from partners.handlers.intake import ContendedIntakeError, Outcome, Particulars, Submission, _purchase_event
 from partners.handlers.registry import register_partner
 from tests.support.kafka import read_all
 from tests.support.partner_client import (
@@ -190,6 +190,28 @@ async def test_a_replayed_request_is_refused_with_409(partner):
     resigned = await partner.send("POST", "/purchases", body, timestamp=stamp + 1)
     assert resigned.status_code == 202
     assert resigned.json()["event_id"] == first.json()["event_id"]
+
+
+async def test_a_refused_request_uses_its_signature_up_too(partners_api, partner):
+    """The signature is claimed with the request's rows, or alone before any refusal: a replay is always a 409."""
+    accepted = await partner.purchase(purchase_item("k-1", 1_000))
+    assert accepted.status_code == 202, accepted.text
+    stamp = int(time.time()) - 10  # not the second `accepted` was signed in: the same body would be its replay
+    for item, refused in [
+        (purchase_item("k-2", amount_minor=0), 422),  # does not validate
+        (purchase_item("k-3", currency="USD"), 422),  # the contract refuses it
+        (purchase_item("k-1", 1_200), 409),  # another body under a recorded key
+        (purchase_item("k-1", 1_000), 202),  # a retry, judged apart from the one-call path
+    ]:
+        body = json.dumps(item).encode()
+        first = await partner.send("POST", "/purchases", body, timestamp=stamp)
+        assert first.status_code == refused, first.text
+        replay = await partner.send("POST", "/purchases", body, timestamp=stamp)
+        assert replay.status_code == 409, replay.text
+        assert "replayed request" in replay.json()["detail"]
+    async with partners_api.shell.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM intake_refusals") == 3, "each refusal kept once"
+        assert await conn.fetchval("SELECT count(*) FROM intake_requests") == 1
 
 
 async def test_old_signatures_are_forgotten_once_outside_the_window(partners_api, partner):
@@ -355,8 +377,10 @@ async def test_refunds_refuse_a_reused_key_or_refund_id_and_accept_a_retry(partn
     batch = await partner.refunds_batch([refund_item("r-3", "order-1", 100), refund_item("r-1", "order-1", 900)])
     assert batch.status_code == 409
     assert [loc for loc, _ in problems(batch)] == [["body", "refunds", 1, "idempotency_key"]]
-    events = await published(partners_api, partner, expected=3)
-    assert [str(e.event_id) for e in events] == [first.json()["event_id"]] * 2 + [second_part.json()["event_id"]]
+    events = await published(partners_api, partner, expected=2)
+    assert [str(e.event_id) for e in events] == [first.json()["event_id"], second_part.json()["event_id"]], (
+        "a retry is answered as the first time and publishes nothing more"
+    )
 
 
 async def test_a_batch_with_one_conflicting_item_is_refused_whole_listing_it(partners_api, partner):
@@ -400,25 +424,13 @@ async def test_concurrent_requests_with_one_key_and_different_bodies_accept_exac
     assert str(event.event_id) == winner.json()["event_id"]
 
 
-class FlakyBroker:
-    """Refuses the first `failures` publishes (the broker did not confirm), then keeps what it is given."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.calls = 0
-        self.events: list[Event] = []
-
-    async def publish(self, keyed_events: Sequence[tuple[str, Event]]) -> None:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise EventsUnavailableError("broker unreachable")
-        self.events.extend(event for _, event in keyed_events)
+TOPIC = "intake-test.purchases"
 
 
 @asynccontextmanager
-async def intake_with(database, broker: FlakyBroker) -> AsyncIterator[tuple[SignedPartnerClient, asyncpg.Pool]]:
-    """Intake alone, on its own database, publishing to `broker`."""
-    pool = await asyncpg.create_pool(await database("partners"), min_size=1, max_size=2)
+async def intake_with(database) -> AsyncIterator[tuple[SignedPartnerClient, asyncpg.Pool]]:
+    """Intake alone, on its own database, with no broker at all and no outbox relay."""
+    pool = await asyncpg.create_pool(await database("partners"), min_size=1, max_size=3)
     try:
         store = PartnerStore(lambda: pool)
         master = "m" * 32
@@ -426,9 +438,9 @@ async def intake_with(database, broker: FlakyBroker) -> AsyncIterator[tuple[Sign
         credentials = await register_partner(store, master, "skymall", "Sky Mall", terms)
         clock = lambda: datetime.now(UTC)  # noqa: E731
         app = FastAPI()
-        log = IntakeStore(lambda: pool)
+        log = IntakeStore(lambda: pool, TOPIC)
         authenticator = PartnerAuthenticator(store, store, master, clock)
-        app.include_router(intake.router(broker, store, log, HistoryStore(lambda: pool), authenticator, clock))
+        app.include_router(intake.router(store, log, HistoryStore(lambda: pool), authenticator, clock))
         errors.install(app)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://partners") as client:
@@ -437,36 +449,88 @@ async def intake_with(database, broker: FlakyBroker) -> AsyncIterator[tuple[Sign
         await pool.close()
 
 
-async def test_nothing_is_acknowledged_when_the_broker_did_not_confirm(database):
-    broker = FlakyBroker(failures=2)
-    async with intake_with(database, broker) as (partner, _):
-        answer = await partner.purchase(purchase_item("k-1"))
-        batch = await partner.purchases_batch([purchase_item("k-2")])
-    assert answer.status_code == batch.status_code == 503
-    assert "retry with the same idempotency_key" in answer.json()["detail"]
-    assert "unreachable" not in answer.text, "the broker's details are for our logs, not for partners"
-    assert answer.headers["retry-after"] == "1"
-    assert broker.calls == 2
+async def outbox_events(pool: asyncpg.Pool) -> list[Event]:
+    rows = await pool.fetch("SELECT topic, payload, headers FROM outbox ORDER BY id")
+    assert {r["topic"] for r in rows} <= {TOPIC}
+    return [PARTNER_PURCHASES.decode(r["payload"]) for r in rows]
 
 
-async def test_what_the_broker_did_not_confirm_is_not_recorded_and_its_retry_is_accepted(database):
-    broker = FlakyBroker(failures=2)
-    async with intake_with(database, broker) as (partner, pool):
-        assert (await partner.purchase(purchase_item("k-1", 1_000))).status_code == 503
-        assert (await partner.refunds_batch([refund_item("r-1", "order-k-1")])).status_code == 503
-        assert await pool.fetchval("SELECT count(*) FROM intake_requests") == 0
-        retry = await partner.purchase(purchase_item("k-1", 1_200))
-        assert retry.status_code == 202, "nothing was recorded, so even a corrected body is the first of its key"
-        assert retry.json()["event_id"] == str(event_id_for("purchase", "skymall", "k-1"))
-        assert (await partner.refunds_batch([refund_item("r-1", "order-k-1")])).status_code == 202
-        assert (await partner.purchase(purchase_item("k-1", 1_000))).status_code == 409, "recorded once confirmed"
-    assert [e.payload.amount.amount_minor for e in broker.events] == [1_200, 1_000]
+async def test_an_accepted_purchase_is_durable_with_its_event_before_any_broker_sees_it(database):
+    """No broker is reachable: the 202 means the purchase and its event are committed, for the relay to send."""
+    async with intake_with(database) as (partner, pool):
+        first = await partner.purchase(purchase_item("k-1", 1_000))
+        assert first.status_code == 202, first.text
+        batch = await partner.purchases_batch([purchase_item("k-2", 2_000), purchase_item("k-3", 3_000)])
+        assert batch.status_code == 202, batch.text
+        retry = await partner.purchase(purchase_item("k-1", 1_000))
+        assert retry.json() == first.json(), "a retry is answered as the first time"
+        changed = await partner.purchase(purchase_item("k-1", 1_200))
+        assert changed.status_code == 409, changed.text
+        events = await outbox_events(pool)
+        assert await pool.fetchval("SELECT count(*) FROM intake_requests") == 3
+        assert await pool.fetchval("SELECT count(*) FROM seen_signatures") == 4, "the refused request's too"
+    assert [e.payload.amount.amount_minor for e in events] == [1_000, 2_000, 3_000], "one event each, no copy"
+    assert str(events[0].event_id) == first.json()["event_id"]
+
+
+async def test_concurrent_requests_share_calls_and_each_is_judged_alone(database):
+    """Many at once (group commit): retries of one purchase give one event, the other body is refused."""
+    async with intake_with(database) as (partner, pool):
+        same = [partner.purchase(purchase_item("k-same", 1_000)) for _ in range(5)]
+        other = [partner.purchase(purchase_item("k-same", 2_000)) for _ in range(3)]
+        fresh = [partner.purchase(purchase_item(f"k-{i}", 100 + i)) for i in range(20)]
+        answers = await asyncio.gather(*same, *other, *fresh)
+        events = await outbox_events(pool)
+    by_key = [a.status_code for a in answers[:8]]
+    assert all(a.status_code == 202 for a in answers[8:]), [a.text for a in answers[8:] if a.status_code != 202]
+    assert sorted(by_key) in ([202] * 3 + [409] * 5, [202] * 5 + [409] * 3), "one body wins, all its copies pass"
+    winners = {a.json()["event_id"] for a in answers[:8] if a.status_code == 202}
+    assert winners == {str(event_id_for("purchase", "skymall", "k-same"))}
+    assert sorted(e.payload.purchase_id for e in events) == sorted(
+        ["order-k-same", *(f"order-k-{i}" for i in range(20))]
+    ), "one event per purchase, however many retries"
+
+
+async def test_a_group_call_records_each_request_whole_or_not_at_all(database):
+    """In one call: a new request, its retry, a replayed signature, a batch with one item recorded before."""
+    pool = await asyncpg.create_pool(await database("partners"), min_size=1, max_size=2)
+    store = IntakeStore(lambda: pool, TOPIC)
+
+    def item(key: str) -> tuple[IntakeEntry, Particulars, tuple[str, Event]]:
+        report = PurchaseReport(key, "cust-1", f"order-{key}", 100, "CNY", None, datetime.now(UTC))
+        entry = purchase_entry("skymall", report)
+        priced = PricedPurchase(report, 1, date(2020, 1, 1))
+        return entry, Particulars("cust-1", 100, "CNY", points=1), _purchase_event("skymall", priced, entry.event_id)
+
+    def accept(signature: str, *keys: str) -> Awaitable[Outcome]:
+        entries, said, keyed = zip(*(item(k) for k in keys), strict=True)
+        claim = SignatureClaim(signature, datetime.now(UTC))
+        return store.accept(Submission("skymall", "purchase", claim, entries, said, keyed))
+
+    try:
+        assert await accept("0" * 64, "k-old") is Outcome.ACCEPTED
+        outcomes = await asyncio.gather(
+            accept("1" * 64, "k-1"),
+            accept("2" * 64, "k-1"),
+            accept("1" * 64, "k-2"),
+            accept("3" * 64, "k-3", "k-old"),
+            accept("4" * 64, "k-4", "k-5"),
+        )
+        keys = [r["idempotency_key"] for r in await pool.fetch("SELECT idempotency_key FROM intake_requests")]
+        signatures = await pool.fetchval("SELECT count(*) FROM seen_signatures")
+        events = await outbox_events(pool)
+    finally:
+        await pool.close()
+    assert outcomes == [Outcome.ACCEPTED, Outcome.RECORDED, Outcome.REPLAYED, Outcome.RECORDED, Outcome.ACCEPTED]
+    assert sorted(keys) == ["k-1", "k-4", "k-5", "k-old"], "nothing of the requests that were not wholly new"
+    assert signatures == 3, "a request sent back to be judged apart has not used its signature yet"
+    assert [e.payload.purchase_id for e in events] == ["order-k-old", "order-k-1", "order-k-4", "order-k-5"]
 
 
 async def test_requests_that_reuse_each_others_keys_at_the_same_moment_are_told_to_retry(database):
     """Each holds a row the other needs: PostgreSQL stops one (a deadlock), which answers 503 and rolls back."""
     pool = await asyncpg.create_pool(await database("partners"), min_size=2, max_size=2)
-    log = IntakeStore(lambda: pool)
+    log = IntakeStore(lambda: pool, TOPIC)
 
     def entry(key: str, purchase_id: str) -> IntakeEntry:
         report = PurchaseReport(key, "cust-1", purchase_id, 100, "CNY", None, datetime.now(UTC))

@@ -21,7 +21,7 @@ from partners.domain.registry import (
     UnknownPartnerError,
 )
 from partners.domain.settlement import InvalidPeriodError, LedgerBehindError, PeriodNotEndedError, UnpricedPointsError
-from partners.handlers.intake import ContendedIntakeError, EventsUnavailableError
+from partners.handlers.intake import ContendedIntakeError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ STATUS: dict[type[PartnersError], int] = {
     InvalidContractError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     BatchRefusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     IntakeConflictError: status.HTTP_409_CONFLICT,
-    EventsUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
     ContendedIntakeError: status.HTTP_503_SERVICE_UNAVAILABLE,
     RequestTooLargeError: status.HTTP_413_CONTENT_TOO_LARGE,
     MalformedBodyError: status.HTTP_400_BAD_REQUEST,
@@ -89,13 +88,11 @@ async def _answer(_request: Request, error: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if code == status.HTTP_401_UNAUTHORIZED:
         headers["WWW-Authenticate"] = SIGNATURE_CHALLENGE
-    if isinstance(error, EventsUnavailableError | ContendedIntakeError):
+    if isinstance(error, ContendedIntakeError):
         headers["Retry-After"] = "1"
     detail: Any = error.message
     if isinstance(error, BatchRefusedError):
         detail = refused_items(error, None)
-    if isinstance(error, EventsUnavailableError):
-        log.warning("request not accepted: broker did not confirm", extra={"reason": error.reason})
     return JSONResponse({"detail": detail}, status_code=code, headers=headers)
 
 

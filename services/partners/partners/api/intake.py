@@ -20,11 +20,11 @@ from contracts.money import Currency
 from partners.api.errors import MalformedBodyError, refused_items, status_of
 from partners.api.signed import OPS_STAFF_OR_PARTNER, SignedCall, signed_partner
 from partners.domain.intake import AttributionReport, BatchRefusedError, Kind, PurchaseReport, RefundReport
-from partners.handlers.authentication import PartnerAuthenticator
+from partners.handlers.authentication import PartnerAuthenticator, SignatureClaim
 from partners.handlers.history import IntakeHistory, ItemFacts, RefusedItem, keep_refusals, refusals_of
 from partners.handlers.intake import (
     ContractLookup,
-    EventPublisher,
+    Intake,
     IntakeLog,
     Recorded,
     record_purchases,
@@ -227,22 +227,31 @@ def _problems(error: BatchRefusedError) -> list[tuple[int | None, str]]:
 
 
 def router(
-    publisher: EventPublisher,
     contracts: ContractLookup,
     log: IntakeLog,
     history: IntakeHistory,
     authenticator: PartnerAuthenticator,
     clock: Callable[[], datetime],
 ) -> APIRouter:
-    """Signed requests only: a bearer token, whoever it belongs to, is no signature (401)."""
+    """Signed requests only: a bearer token, whoever it belongs to, is no signature (401).
+
+    The signature is checked before the body is read, and marked as used with the request's rows
+    (record_purchases, record_refunds), or on its own before a refusal is answered.
+    """
     api = APIRouter(prefix="/v1/partners/{partner_id}", tags=["intake"])
-    Signed = Annotated[SignedCall, Depends(signed_partner(authenticator))]
+    Signed = Annotated[SignedCall, Depends(signed_partner(authenticator, claim=False))]
+    intake = Intake(contracts, log, authenticator)
+
+    def signature(call: SignedCall) -> SignatureClaim:
+        assert call.unclaimed is not None, "signed_partner(claim=False) leaves the signature to the route"
+        return call.unclaimed
 
     async def parsed(call: SignedCall, model: type[Model], kind: Kind, items_field: str | None) -> Model:
         """The signed body as `model`; one that does not validate is kept as refused, then answered."""
         try:
             return parse(model, call.body)
         except (RequestValidationError, MalformedBodyError) as error:
+            await authenticator.claim_once(signature(call))
             await keep_refusals(history, call.partner_id, kind, refused_body(call.body, error, items_field))
             raise
 
@@ -252,7 +261,7 @@ def router(
     async def purchases(call: SignedCall, items: list[PurchaseIn], items_field: str | None) -> list[Recorded]:
         reports = [item.report() for item in items]
         try:
-            return await record_purchases(publisher, contracts, log, call.partner_id, reports, clock())
+            return await record_purchases(intake, call.partner_id, signature(call), reports, clock())
         except BatchRefusedError as error:
             await refused(call, "purchase", [ItemFacts.of_purchase(r) for r in reports], error)
             raise HTTPException(status_of(error), refused_items(error, items_field)) from error
@@ -260,7 +269,7 @@ def router(
     async def refunds(call: SignedCall, items: list[RefundIn], items_field: str | None) -> list[Recorded]:
         reports = [item.report() for item in items]
         try:
-            return await record_refunds(publisher, contracts, log, call.partner_id, reports, clock())
+            return await record_refunds(intake, call.partner_id, signature(call), reports, clock())
         except BatchRefusedError as error:
             await refused(call, "refund", [ItemFacts.of_refund(r) for r in reports], error)
             raise HTTPException(status_of(error), refused_items(error, items_field)) from error
@@ -272,7 +281,7 @@ def router(
         openapi_extra=documented(PurchaseIn),
     )
     async def post_purchase(call: Signed) -> PurchaseAccepted:
-        """Record one purchase with the points its contract earns. Answered once Kafka confirmed the event."""
+        """Record one purchase with the points its contract earns. Answered once it is recorded with its event."""
         [done] = await purchases(call, [await parsed(call, PurchaseIn, "purchase", None)], None)
         return PurchaseAccepted(event_id=done.event_id, points=done.points)
 

@@ -16,7 +16,7 @@ from contracts.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from loyalty_runtime.auth import Principal, Role, require_partner_access
 from partners.api.errors import MAX_BODY_BYTES, RequestTooLargeError
 from partners.domain.credentials import ApiKey, AuthenticationError, SignedRequest
-from partners.handlers.authentication import PartnerAuthenticator
+from partners.handlers.authentication import PartnerAuthenticator, SignatureClaim
 
 
 class NoCredentialsError(AuthenticationError):
@@ -34,6 +34,8 @@ class SignedCall:
     partner_id: str
     key: ApiKey
     body: bytes
+    unclaimed: SignatureClaim | None = None
+    """Set when the signature is checked but not yet marked as used (`signed_partner(..., claim=False)`)."""
 
 
 async def read_body(request: Request) -> bytes:
@@ -51,7 +53,9 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def signed_partner(authenticator: PartnerAuthenticator) -> Callable[..., Awaitable[SignedCall]]:
+def signed_partner(authenticator: PartnerAuthenticator, *, claim: bool = True) -> Callable[..., Awaitable[SignedCall]]:
+    """Without `claim`, the route must claim `SignedCall.unclaimed` itself before it answers anything but 401/403."""
+
     async def signed_call(request: Request, partner_id: Annotated[PartnerId, Path()]) -> SignedCall:
         body = await read_body(request)
         signed = SignedRequest(
@@ -62,8 +66,10 @@ def signed_partner(authenticator: PartnerAuthenticator) -> Callable[..., Awaitab
             path=request.url.path,
             body=body,
         )
-        key = await authenticator.authenticate_as(signed, partner_id)
-        return SignedCall(partner_id, key, body)
+        if claim:
+            return SignedCall(partner_id, await authenticator.authenticate_as(signed, partner_id), body)
+        key, unclaimed = await authenticator.verify_as(signed, partner_id)
+        return SignedCall(partner_id, key, body, unclaimed)
 
     return signed_call
 

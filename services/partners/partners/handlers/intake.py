@@ -1,26 +1,32 @@
-"""Turn partners' purchases and refunds into events and publish them; answer only once the broker confirmed.
+"""Turn partners' purchases and refunds into events; answer once they are recorded with their events (the outbox).
 
 Intake records what it accepted (partners.domain.idempotency), so that a key or an id used again is
-answered here, with its reason, rather than accepted and then dropped by the ledger.
+answered here, with its reason, rather than accepted and then dropped by the ledger. The request's
+signature, its intake rows and its events commit together (usually in one database call shared with the
+requests that arrived at the same moment); the outbox relay publishes the events after the commit, so
+an accepted purchase reaches the ledger even if the broker is gone when it is accepted.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Protocol
+from enum import Enum
+from typing import Protocol, TypeVar
 
 from contracts.envelope import Event
 from contracts.events.attribution import Attribution
 from contracts.events.partners import PartnerPurchaseRecorded, PartnerRefundRecorded, PurchasePayload, RefundPayload
 from contracts.money import Money
+from partners.domain.credentials import ReplayedRequestError
 from partners.domain.earn import EarnContract
 from partners.domain.errors import PartnersError
 from partners.domain.idempotency import IntakeConflictError, IntakeEntry, conflicts, purchase_entry, refund_entry
 from partners.domain.intake import (
+    BatchRefusedError,
     Kind,
     PricedPurchase,
     PurchaseReport,
@@ -29,19 +35,9 @@ from partners.domain.intake import (
     partition_key,
     price_purchases,
 )
+from partners.handlers.authentication import SignatureClaim
 
 SOURCE = "partners"
-
-
-class EventsUnavailableError(PartnersError):
-    """The broker did not confirm every event; the caller must not report them as accepted."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(
-            "the event broker did not confirm the request, so it was not accepted; "
-            "retry with the same idempotency_key and body (a retry is never counted twice)"
-        )
-        self.reason = reason  # for our logs; the broker's address is no business of the partner
 
 
 class ContendedIntakeError(PartnersError):
@@ -52,11 +48,6 @@ class ContendedIntakeError(PartnersError):
             "another request with some of the same idempotency keys or ids was being recorded at the same moment, "
             "so this one was not accepted; retry it unchanged"
         )
-
-
-class EventPublisher(Protocol):
-    async def publish(self, keyed_events: Sequence[tuple[str, Event]]) -> None:
-        """Return only after the broker acknowledged every event (acks=all); else raise EventsUnavailableError."""
 
 
 class ContractLookup(Protocol):
@@ -76,21 +67,63 @@ class Particulars:
     """Purchases only: the points the contract earned."""
 
 
-class IntakeClaims(Protocol):
-    async def claim(
-        self, entries: Sequence[IntakeEntry], particulars: Sequence[Particulars] | None = None
-    ) -> Sequence[IntakeEntry]:
-        """Record the new entries (with what each said); return what is recorded under their keys or ids.
+class Outcome(Enum):
+    """What the one-call path (IntakeLog.accept) did with a request."""
 
-        Nothing is returned if all were new.
+    ACCEPTED = "accepted"
+    """Its signature and every item were new: recorded with their events."""
+    REPLAYED = "replayed"
+    """Its signature was already used: nothing recorded."""
+    RECORDED = "recorded"
+    """Some key or id of it is recorded already (a retry, or a conflict): nothing recorded; judge it apart."""
+    CONTENDED = "contended"
+    """A concurrent request holding some of the same keys or ids deadlocked with it: nothing recorded."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim found: the keys it recorded now, and what is recorded under the entries' keys or ids."""
+
+    new_keys: frozenset[str]
+    recorded: Sequence[IntakeEntry]
+    """Empty when every entry was new."""
+
+
+class IntakeClaims(Protocol):
+    async def claim(self, entries: Sequence[IntakeEntry], particulars: Sequence[Particulars] | None = None) -> Claimed:
+        """Record the new entries (with what each said); report which were new and what is recorded already.
 
         Raise ContendedIntakeError if a concurrent request holding some of them waits for this one's.
         """
 
+    async def publish(self, keyed_events: Sequence[tuple[str, Event]]) -> None:
+        """Queue the events in the outbox, in this transaction: they leave when it commits."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One signed request as intake records it: its signature, its entries with what each said, and its events."""
+
+    partner_id: str
+    kind: Kind
+    signature: SignatureClaim
+    entries: Sequence[IntakeEntry]
+    particulars: Sequence[Particulars]
+    keyed_events: Sequence[tuple[str, Event]]
+    """(partition key, event), one per entry, in the entries' order."""
+
 
 class IntakeLog(Protocol):
+    async def accept(self, submission: Submission) -> Outcome:
+        """Claim the signature, record the entries and queue their events at once, if all of it is new."""
+
     def recording(self, partner_id: str, kind: Kind) -> AbstractAsyncContextManager[IntakeClaims]:
         """One transaction: what was claimed in it is committed if the block ends without an error."""
+
+
+class SignatureClaims(Protocol):
+    async def claim_once(self, claim: SignatureClaim) -> None:
+        """Mark the signature as used; ReplayedRequestError if it already was."""
 
 
 @dataclass(frozen=True)
@@ -100,22 +133,27 @@ class Recorded:
     points: int | None = None
 
 
+@dataclass(frozen=True)
+class Intake:
+    """Where a signed request is recorded, and how its signature is marked as used when it is refused."""
+
+    contracts: ContractLookup
+    log: IntakeLog
+    signatures: SignatureClaims
+
+
 async def record_purchases(
-    publisher: EventPublisher,
-    contracts: ContractLookup,
-    log: IntakeLog,
-    partner_id: str,
-    reports: Sequence[PurchaseReport],
-    now: datetime,
+    intake: Intake, partner_id: str, signature: SignatureClaim, reports: Sequence[PurchaseReport], now: datetime
 ) -> list[Recorded]:
-    """All or nothing: every purchase is priced and checked against what intake recorded before any is published."""
-    priced = price_purchases(await contracts.contracts_of(partner_id), reports, now)
+    """All or nothing: every purchase is priced and checked against what intake recorded before any is accepted."""
+    contracts = await intake.contracts.contracts_of(partner_id)
+    priced = await _refusing(intake, signature, lambda: price_purchases(contracts, reports, now))
     entries = [purchase_entry(partner_id, item.report) for item in priced]
     keyed = [_purchase_event(partner_id, item, entry.event_id) for item, entry in zip(priced, entries, strict=True)]
     said = [
         Particulars(i.report.customer_ref, i.report.amount_minor, i.report.currency, points=i.points) for i in priced
     ]
-    await _accept(publisher, log, partner_id, "purchase", entries, said, keyed)
+    await _accept(intake, Submission(partner_id, "purchase", signature, entries, said, keyed))
     return [
         Recorded(item.report.idempotency_key, entry.event_id, item.points)
         for item, entry in zip(priced, entries, strict=True)
@@ -123,48 +161,56 @@ async def record_purchases(
 
 
 async def record_refunds(
-    publisher: EventPublisher,
-    contracts: ContractLookup,
-    log: IntakeLog,
-    partner_id: str,
-    reports: Sequence[RefundReport],
-    now: datetime,
+    intake: Intake, partner_id: str, signature: SignatureClaim, reports: Sequence[RefundReport], now: datetime
 ) -> list[Recorded]:
     """All or nothing. A refund carries no points: the ledger reverses the purchase's points in proportion."""
-    check_refunds(await contracts.contracts_of(partner_id), reports, now)
+    contracts = await intake.contracts.contracts_of(partner_id)
+    await _refusing(intake, signature, lambda: check_refunds(contracts, reports, now))
     entries = [refund_entry(partner_id, report) for report in reports]
     keyed = [_refund_event(partner_id, report, entry.event_id) for report, entry in zip(reports, entries, strict=True)]
     said = [Particulars(r.customer_ref, r.amount_minor, r.currency, purchase_id=r.purchase_id) for r in reports]
-    await _accept(publisher, log, partner_id, "refund", entries, said, keyed)
+    await _accept(intake, Submission(partner_id, "refund", signature, entries, said, keyed))
     return [Recorded(report.idempotency_key, entry.event_id) for report, entry in zip(reports, entries, strict=True)]
 
 
-async def _accept(
-    publisher: EventPublisher,
-    log: IntakeLog,
-    partner_id: str,
-    kind: Kind,
-    entries: Sequence[IntakeEntry],
-    particulars: Sequence[Particulars],
-    keyed: Sequence[tuple[str, Event]],
-) -> None:
-    """Refuse the request if an item contradicts what intake recorded; else publish it and record it.
+T = TypeVar("T")
 
-    The rows are committed only after the broker confirmed every event, so a row exists only for what
-    was published (a failed publish rolls back), and concurrent requests with the same keys wait for each
-    other's rows. A retry (same key, same body) is published again: the same event id, which the ledger's
-    inbox drops.
 
-    The window left open: a crash after the broker confirmed and before the commit, or a publish that
-    failed after some of its events reached the broker, leaves no row. A retry with the same key and body
-    is still exact (the same event id); a retry under a new key, or another body under the same key, would
-    be accepted here and dropped by the ledger, as before intake kept this record.
+async def _refusing(intake: Intake, signature: SignatureClaim, check: Callable[[], T]) -> T:
+    """The domain's verdict; a refused request still uses its signature up (a replay of it is a replay)."""
+    try:
+        return check()
+    except BatchRefusedError:
+        await intake.signatures.claim_once(signature)
+        raise
+
+
+async def _accept(intake: Intake, submission: Submission) -> None:
+    """Record the request with its events, or refuse it if an item contradicts what intake recorded.
+
+    The usual request (a fresh signature, new keys and ids) costs one database call, shared with the
+    requests that arrive at the same moment. One that reuses a key or an id is judged in a transaction of
+    its own: a retry (the same key and body) is accepted again without a second event, a conflict refuses
+    the whole request. Concurrent requests with the same keys wait for each other's rows.
     """
-    async with log.recording(partner_id, kind) as claims:
-        problems = conflicts(kind, entries, await claims.claim(entries, particulars))
+    outcome = await intake.log.accept(submission)
+    if outcome is Outcome.REPLAYED:
+        raise ReplayedRequestError()
+    if outcome is Outcome.CONTENDED:
+        raise ContendedIntakeError()
+    if outcome is Outcome.ACCEPTED:
+        return
+    entries = submission.entries
+    await intake.signatures.claim_once(submission.signature)
+    async with intake.log.recording(submission.partner_id, submission.kind) as claims:
+        claimed = await claims.claim(entries, submission.particulars)
+        problems = conflicts(submission.kind, entries, claimed.recorded)
         if problems:
             raise IntakeConflictError(problems)
-        await publisher.publish(keyed)
+        await claims.publish([
+            keyed for keyed, entry in zip(submission.keyed_events, entries, strict=True)
+            if entry.idempotency_key in claimed.new_keys
+        ])  # fmt: skip
 
 
 def _purchase_event(partner_id: str, item: PricedPurchase, event_id: uuid.UUID) -> tuple[str, Event]:
