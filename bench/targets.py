@@ -17,6 +17,7 @@ def _value(report: Report, name: str) -> Result | None:
 def evaluate(report: Report) -> list[Verdict]:
     verdicts = [_earn(report), _latency(report), _growth(report)]
     verdicts += _design_goals(report)
+    verdicts.append(_redemption(report))
     return verdicts
 
 
@@ -76,3 +77,24 @@ def _design_goals(report: Report) -> list[Verdict]:
         goals.append(Verdict("holds at 1,000/s with p99 <= 50 ms", holds.value >= 1_000 and holds_p99.value <= 50,
                              f"{holds.value:,.0f} holds/s, p99 {holds_p99.value:.1f} ms", "DESIGN.md"))  # fmt: skip
     return goals
+
+
+HOLDS_PER_S = 1_000
+HOLD_P99_MS = 50.0
+OPEN_LOOP_RATE = 500
+
+
+def _redemption(report: Report) -> Verdict:
+    """Issue 14: holds at 1,000/s (closed loop, many members), and p99 order to hold <= 50 ms at 500 orders/s."""
+    target = f"redemption: >= {HOLDS_PER_S:,} holds/s; p99 order to hold <= {HOLD_P99_MS:.0f} ms at {OPEN_LOOP_RATE}/s"
+    holds = _value(report, "redemption, many members: holds")
+    p99 = _value(report, f"redemption, open loop @ {OPEN_LOOP_RATE}/s: order to hold p99")
+    if holds is None or p99 is None:
+        return Verdict(target, None, "not measured in this run", "issue 14")
+    short = []
+    if holds.value < HOLDS_PER_S:
+        short.append(f"{HOLDS_PER_S / holds.value:.1f}x the holds needed" if holds.value else "no holds")
+    if p99.value > HOLD_P99_MS:
+        short.append(f"p99 {p99.value - HOLD_P99_MS:.1f} ms over")
+    detail = f"{holds.value:,.0f} holds/s; p99 {p99.value:.1f} ms at {OPEN_LOOP_RATE}/s"
+    return Verdict(target, not short, detail + (f" ({', '.join(short)})" if short else ""), "issue 14")

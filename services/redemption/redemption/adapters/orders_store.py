@@ -11,10 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from loyalty_runtime import inbox
 from loyalty_runtime.outbox import OutboxMessage, enqueue
 from redemption.domain.orders import Order, OrderState
+from redemption.domain.stock import Counters, OfferKey, StockBook
 
 _COLUMNS = """order_id, member_id, partner_id, offer_id, kind, quantity, unit_points, hold_expires_at,
        fulfilment_deadline, state, stock_reserved, attempts, next_attempt_at, voucher_code, partner_reference,
@@ -26,9 +28,11 @@ SELECT kind, price_points, withdrawn, valid_from, valid_until, fulfilment_url,
        (SELECT tier FROM member_tiers WHERE member_id = $3) AS member_tier,
        ARRAY(SELECT c.segment_id FROM segment_publication_members m
              JOIN segment_current c ON c.publication_id = m.publication_id
-             WHERE m.member_id = $3 ORDER BY c.segment_id) AS member_segments
+             WHERE m.member_id = $3 ORDER BY c.segment_id) AS member_segments,
+       EXISTS (SELECT 1 FROM orders WHERE member_id = $3 AND idempotency_key = $4) AS ordered_before
 FROM catalog WHERE partner_id = $1 AND offer_id = $2
 """
+"""The offer and whether the member already used the idempotency key: one round trip for a new order."""
 
 INSERT_ORDER = """
 INSERT INTO orders (order_id, member_id, idempotency_key, partner_id, offer_id, kind, quantity, unit_points, state,
@@ -37,6 +41,27 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (member_id, idempotency_key) DO NOTHING
 RETURNING order_id
 """
+
+PLACE_ORDER = """
+WITH placed AS (
+    INSERT INTO orders (order_id, member_id, idempotency_key, partner_id, offer_id, kind, quantity, unit_points,
+                        state, hold_id, hold_expires_at, fulfilment_deadline, tier, base_unit_points)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (member_id, idempotency_key) DO NOTHING
+    RETURNING order_id
+), queued AS (
+    INSERT INTO outbox (topic, key, payload, headers)
+    SELECT m.topic, m.key, m.payload, m.headers
+    FROM unnest($15::text[], $16::text[], $17::bytea[], $18::jsonb[])
+        WITH ORDINALITY AS m(topic, key, payload, headers, n)
+    WHERE EXISTS (SELECT FROM placed)
+    ORDER BY m.n
+)
+SELECT order_id, pg_notify('outbox', '') FROM placed
+"""
+"""A new order and its messages in one statement, so in one round trip and one commit (no BEGIN, no COMMIT):
+the order route's cost is mostly its round trips. The outbox rows are the ones loyalty_runtime.outbox.enqueue
+writes, and the notification wakes the relay as its does (partners' intake_accept does the same)."""
 
 ORDER_BY_KEY = f"SELECT {_COLUMNS}, idempotency_key FROM orders WHERE member_id = $1 AND idempotency_key = $2"
 
@@ -53,17 +78,19 @@ FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::int[], $5::timestamptz[], $6
 WHERE o.order_id = u.order_id
 """
 
-RESERVE_STOCK = """
-UPDATE catalog SET units_reserved = units_reserved + $3
-WHERE partner_id = $1 AND offer_id = $2 AND stock - units_reserved - units_sold >= $3
-RETURNING stock, units_reserved, units_sold
+LOCK_STOCK = """
+SELECT c.partner_id, c.offer_id, c.stock, c.units_reserved, c.units_sold
+FROM catalog c JOIN unnest($1::text[], $2::text[]) AS k(partner_id, offer_id)
+    ON c.partner_id = k.partner_id AND c.offer_id = k.offer_id
+ORDER BY c.partner_id, c.offer_id
+FOR NO KEY UPDATE OF c
 """
+"""In key order, so that concurrent transactions never deadlock on offers."""
 
-RETURN_STOCK = "UPDATE catalog SET units_reserved = units_reserved - $3 WHERE partner_id = $1 AND offer_id = $2"
-
-SELL_STOCK = """
-UPDATE catalog SET units_reserved = units_reserved - $3, units_sold = units_sold + $3
-WHERE partner_id = $1 AND offer_id = $2
+MOVE_STOCK = """
+UPDATE catalog c SET units_reserved = c.units_reserved + u.reserved, units_sold = c.units_sold + u.sold
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(partner_id, offer_id, reserved, sold)
+WHERE c.partner_id = u.partner_id AND c.offer_id = u.offer_id
 """
 
 CLAIM_FULFILMENTS = f"""
@@ -135,14 +162,18 @@ class OrdersTransaction:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self.sold_out: list[SoldOut] = []
+        self.stock = StockBook()
 
     async def claim_inbox(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         return await inbox.claim(self.conn, topic, event_ids)
 
-    async def offer(self, partner_id: str, offer_id: str, member_id: uuid.UUID) -> dict[str, Any] | None:
-        """The offer as an order needs it, with the member's tier (`member_tier`, None if never announced) and the
-        published segments it is in (`member_segments`)."""
-        row = await self.conn.fetchrow(OFFER_FOR_ORDER, partner_id, offer_id, member_id)
+    async def offer(
+        self, partner_id: str, offer_id: str, member_id: uuid.UUID, idempotency_key: str
+    ) -> dict[str, Any] | None:
+        """The offer as an order needs it, with the member's tier (`member_tier`, None if never announced), the
+        published segments it is in (`member_segments`) and whether it placed an order with this key before
+        (`ordered_before`)."""
+        row = await self.conn.fetchrow(OFFER_FOR_ORDER, partner_id, offer_id, member_id, idempotency_key)
         if row is None:
             return None
         return {
@@ -160,6 +191,19 @@ class OrdersTransaction:
             INSERT_ORDER, order.order_id, order.member_id, idempotency_key, order.partner_id, order.offer_id,
             order.kind, order.quantity, order.unit_points, order.state.value, order.hold_id, order.hold_expires_at,
             order.fulfilment_deadline, tier, base_unit_points,
+        )  # fmt: skip
+        return made is not None
+
+    async def place(
+        self, order: Order, idempotency_key: str, tier: str | None, base_unit_points: int,
+        messages: Sequence[OutboxMessage],
+    ) -> bool:  # fmt: skip
+        """Insert the order with its messages, both or neither: False if the member used the key before."""
+        made = await self.conn.fetchval(
+            PLACE_ORDER, order.order_id, order.member_id, idempotency_key, order.partner_id, order.offer_id,
+            order.kind, order.quantity, order.unit_points, order.state.value, order.hold_id, order.hold_expires_at,
+            order.fulfilment_deadline, tier, base_unit_points, [m.topic for m in messages], [m.key for m in messages],
+            [m.payload for m in messages], [orjson.dumps(m.headers).decode() for m in messages],
         )  # fmt: skip
         return made is not None
 
@@ -186,18 +230,45 @@ class OrdersTransaction:
                 [o.in_doubt for o in orders],
             )
 
-    async def reserve_stock(self, order: Order) -> bool:
-        """Reserve the order's units if there are enough; an order that takes the last one is kept in `sold_out`."""
-        row = await self.conn.fetchrow(RESERVE_STOCK, order.partner_id, order.offer_id, order.quantity)
-        if row is not None and row["stock"] - row["units_reserved"] - row["units_sold"] <= 0:
-            self.sold_out.append(SoldOut(order, row["stock"], row["units_reserved"], row["units_sold"]))
-        return row is not None
+    async def lock_stock(self, orders: Iterable[Order]) -> None:
+        """Lock and read the stock counters of these orders' offers (those not locked yet), before changing them."""
+        await self._lock_offers({(o.partner_id, o.offer_id) for o in orders})
 
-    async def return_stock(self, order: Order) -> None:
-        await self.conn.execute(RETURN_STOCK, order.partner_id, order.offer_id, order.quantity)
+    async def _lock_offers(self, offers: Iterable[OfferKey]) -> None:
+        keys = sorted(set(offers) - self.stock.locked)
+        if keys:
+            rows = await self.conn.fetch(LOCK_STOCK, [k[0] for k in keys], [k[1] for k in keys])
+            for r in rows:
+                self.stock.counters[(r["partner_id"], r["offer_id"])] = Counters(
+                    r["stock"], r["units_reserved"], r["units_sold"]
+                )
+            self.stock.locked.update(keys)
 
-    async def sell_stock(self, order: Order) -> None:
-        await self.conn.execute(SELL_STOCK, order.partner_id, order.offer_id, order.quantity)
+    def reserve_stock(self, order: Order) -> bool:
+        """Reserve the order's units if there are enough (its offer locked by `lock_stock`); an order that takes
+        the last one is kept in `sold_out`."""
+        after = self.stock.reserve((order.partner_id, order.offer_id), order.quantity)
+        if after is not None and after.available <= 0:
+            self.sold_out.append(SoldOut(order, after.stock, after.units_reserved, after.units_sold))
+        return after is not None
+
+    def return_stock(self, order: Order) -> None:
+        self.stock.give_back((order.partner_id, order.offer_id), order.quantity)
+
+    def sell_stock(self, order: Order) -> None:
+        self.stock.sell((order.partner_id, order.offer_id), order.quantity)
+
+    async def write_stock(self) -> None:
+        """Write the stock changes made so far in one statement, after locking the offers not locked yet."""
+        changed = sorted(k for k, v in self.stock.changes.items() if v != (0, 0))
+        if changed:
+            await self._lock_offers(changed)
+            moves = [self.stock.changes[k] for k in changed]
+            await self.conn.execute(
+                MOVE_STOCK, [k[0] for k in changed], [k[1] for k in changed], [m[0] for m in moves],
+                [m[1] for m in moves],
+            )  # fmt: skip
+        self.stock.changes.clear()
 
     async def claim_fulfilments(self, now: datetime, lease_until: datetime, limit: int) -> list[tuple[Order, str]]:
         rows = await self.conn.fetch(CLAIM_FULFILMENTS, now, limit, lease_until)
@@ -214,6 +285,12 @@ class OrdersStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[OrdersTransaction]:
         async with self._pool.acquire() as conn, conn.transaction():
+            yield OrdersTransaction(conn)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[OrdersTransaction]:
+        """A connection whose statements each commit on their own: for work that is one write (`place`)."""
+        async with self._pool.acquire() as conn:
             yield OrdersTransaction(conn)
 
     async def view(self, order_id: uuid.UUID) -> dict[str, Any] | None:

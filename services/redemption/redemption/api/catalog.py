@@ -12,6 +12,7 @@ from contracts.events.offers import OfferKind
 from contracts.ids import Category, ExternalRef, PartnerId
 from loyalty_runtime.auth import Principal, Role
 from redemption.adapters.catalog_store import CatalogStore
+from redemption.api.dependencies import on_loop
 from redemption.domain.catalog import CatalogFilter, Status
 from redemption.domain.prices import EVERYTHING, Reader
 from redemption.handlers import catalog as handlers
@@ -85,8 +86,8 @@ def router(
     clock: Callable[[], datetime],
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/catalog", tags=["catalog"])
-    Caller = Annotated[Principal, Depends(authenticate)]
-    Store = Annotated[CatalogStore, Depends(store)]
+    Caller = Annotated[Principal, Depends(on_loop(authenticate))]
+    Store = Annotated[CatalogStore, Depends(on_loop(store))]
 
     @api.get("", responses={**UNAUTHORISED, 400: {"description": "A cursor this API did not return."}})
     async def browse(

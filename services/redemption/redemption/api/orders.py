@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.ids import ExternalRef, PartnerId
 from loyalty_runtime.auth import Principal, Role, require_member_access, require_partner_access
 from redemption.adapters.orders_store import OrderScope, OrdersStore
+from redemption.api.dependencies import on_loop
 from redemption.domain.orders import voucher_to_show
 from redemption.handlers.orders import Saga, place_order
 from redemption.handlers.queries import BadCursorError, StateFilter, list_orders, order_view
@@ -95,12 +96,12 @@ def _shown_to(caller: Principal, order: dict[str, Any]) -> dict[str, Any]:
 
 def router(store: Callable[[], OrdersStore], saga: Saga, authenticate: Callable[..., Principal]) -> APIRouter:
     api = APIRouter(prefix="/v1/orders", tags=["orders"])
-    Caller = Annotated[Principal, Depends(authenticate)]
-    Store = Annotated[OrdersStore, Depends(store)]
+    Caller = Annotated[Principal, Depends(on_loop(authenticate))]
+    Store = Annotated[OrdersStore, Depends(on_loop(store))]
 
     @api.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderOut,
               responses={403: {"description": "Not a member's token."}})  # fmt: skip
-    async def post_order(body: OrderIn, caller: Caller, orders: Store, response: Response) -> OrderOut:
+    async def post_order(body: OrderIn, caller: Caller, orders: Store) -> Response:
         """Order a reward with points. The answer comes at once; follow the order's state with GET."""
         if caller.role is not Role.MEMBER:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "orders are placed by members with their own token")
@@ -108,12 +109,15 @@ def router(store: Callable[[], OrdersStore], saga: Saga, authenticate: Callable[
             orders, saga, uuid.UUID(caller.subject), body.partner_id, body.offer_id, body.quantity,
             body.idempotency_key, body.expected_unit_points,
         )  # fmt: skip
-        if not created:
-            response.status_code = status.HTTP_200_OK
         voucher_code = voucher_to_show(order.state, order.voucher_code)
-        return OrderOut(
+        shown = OrderOut(
             **{**order.__dict__, "points": order.points, "state": order.state.value, "voucher_code": voucher_code}
         )
+        # Serialised here, once: FastAPI would validate the model again against response_model first.
+        return Response(
+            shown.model_dump_json(), status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+            media_type="application/json",
+        )  # fmt: skip
 
     @api.get(
         "/{order_id}", response_model=OrderOut,

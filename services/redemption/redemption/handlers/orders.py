@@ -115,14 +115,15 @@ class Saga:
         for order in orders:
             for ask in order.asks:
                 if ask is Ask.RETURN_STOCK:
-                    await tx.return_stock(order)
+                    tx.return_stock(order)
                 elif ask is Ask.SELL_STOCK:
-                    await tx.sell_stock(order)
+                    tx.sell_stock(order)
                 elif ask is Ask.ISSUE_VOUCHER:
                     order.voucher_code = "-".join(secrets.token_hex(2).upper() for _ in range(4))
             messages += self.messages(order)
             order.asks.clear()
         messages += self.out_of_stock(tx)
+        await tx.write_stock()
         await tx.save(orders)
         await tx.enqueue(messages)
 
@@ -150,17 +151,19 @@ async def place_order(
     idempotency_key: str,
     expected_unit_points: int | None = None,
 ) -> tuple[Order, bool]:
-    """Create the order and ask the ledger for a hold, in one transaction. The same key returns the same order.
+    """Create the order and ask the ledger for a hold, in one statement. The same key returns the same order.
 
     The order is charged the member's own price (domain/prices.py); `expected_unit_points`, the price the member
     was shown, refuses the order instead of charging another one.
     """
     now = datetime.now(UTC)
-    async with store.transaction() as tx:
-        existing = await tx.by_key(member_id, idempotency_key)
-        if existing is not None:
-            return existing, False
-        offer = await tx.offer(partner_id, offer_id, member_id)
+    # No transaction: one read, then one statement writes the order with its messages (both or neither).
+    async with store.session() as tx:
+        offer = await tx.offer(partner_id, offer_id, member_id, idempotency_key)
+        if offer is None or offer["ordered_before"]:
+            existing = await tx.by_key(member_id, idempotency_key)
+            if existing is not None:
+                return existing, False
         tier = _orderable(offer, partner_id, offer_id, quantity, now)
         reader = prices.Reader(tier, segments=offer["member_segments"])
         unit_points = prices.charge(offer["price_points"], offer["tier_prices"], reader, expected_unit_points,
@@ -169,12 +172,13 @@ async def place_order(
             uuid.uuid4(), member_id, partner_id, offer_id, offer["kind"], quantity, unit_points,
             hold_expires_at=now + saga.hold_ttl, fulfilment_deadline=now + saga.fulfilment_timeout,
         )  # fmt: skip
-        if not await tx.insert(order, idempotency_key, tier, offer["price_points"]):
+        order.asks += [Ask.HOLD, Ask.PUBLISH_PLACED]
+        messages = saga.messages(order)
+        order.asks.clear()
+        if not await tx.place(order, idempotency_key, tier, offer["price_points"], messages):
             raced = await tx.by_key(member_id, idempotency_key)
             assert raced is not None
             return raced, False
-        order.asks += [Ask.HOLD, Ask.PUBLISH_PLACED]
-        await saga.carry_out(tx, [order])
     return order, True
 
 
@@ -201,6 +205,7 @@ async def apply_hold_results(store: OrdersStore, saga: Saga, topic: str, results
         fresh = await tx.claim_inbox(topic, [r.event_id for r in results])
         results = first_copies(results, fresh, lambda r: r.event_id)
         orders = await tx.lock(r.payload.order_id for r in results)  # type: ignore[attr-defined]
+        await tx.lock_stock(orders.values())
         touched: dict[uuid.UUID, Order] = {}
         for result in results:
             order = orders.get(result.payload.order_id)  # type: ignore[attr-defined]
@@ -208,7 +213,7 @@ async def apply_hold_results(store: OrdersStore, saga: Saga, topic: str, results
                 log.warning("hold result for an unknown order", extra={"event_id": str(result.event_id)})
                 continue
             if isinstance(result, PointsHeld):
-                reserved = order.state is OrderState.AWAITING_HOLD and await tx.reserve_stock(order)
+                reserved = order.state is OrderState.AWAITING_HOLD and tx.reserve_stock(order)
                 order.held(reserved, now)
             elif isinstance(result, HoldRejected):
                 order.hold_refused(result.payload.reason)
