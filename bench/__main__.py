@@ -17,9 +17,9 @@ from typing import Any
 from bench import machine, profile, targets
 from bench.harness import PROGRESS, RESULTS, Plan, Run, remove_leftovers
 from bench.report import Report, table, verdict_lines
-from bench.scenarios import earn, growth, imports, intake, latency, redemption
+from bench.scenarios import earn, expiry, growth, imports, intake, latency, redemption
 
-SCENARIOS = {module.NAME: module for module in (earn, latency, intake, redemption, growth, imports)}
+SCENARIOS = {module.NAME: module for module in (earn, latency, intake, redemption, growth, expiry, imports)}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

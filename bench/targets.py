@@ -17,7 +17,7 @@ def _value(report: Report, name: str) -> Result | None:
 def evaluate(report: Report) -> list[Verdict]:
     verdicts = [_earn(report), _latency(report), _growth(report)]
     verdicts += _design_goals(report)
-    verdicts.append(_redemption(report))
+    verdicts += [*_issue14_latency(report), _redemption(report), _expiry(report)]
     return verdicts
 
 
@@ -98,3 +98,43 @@ def _redemption(report: Report) -> Verdict:
         short.append(f"p99 {p99.value - HOLD_P99_MS:.1f} ms over")
     detail = f"{holds.value:,.0f} holds/s; p99 {p99.value:.1f} ms at {OPEN_LOOP_RATE}/s"
     return Verdict(target, not short, detail + (f" ({', '.join(short)})" if short else ""), "issue 14")
+
+
+LATENCY_P99_MS = (
+    ("latency @ 100/s: p99", 25.0, "p99 <= 25 ms at 100 single purchases/s"),
+    ("latency @ 1,000/s in batches of 10: p99", 50.0, "p99 <= 50 ms at 1,000/s in batches of 10"),
+    ("latency @ 1,000/s: p99", 100.0, "p99 <= 100 ms at 1,000 single purchases/s, every one accepted"),
+)
+EXPIRY_LOTS = 100_000
+EXPIRY_S = 5.0
+NOT_BLOCKED_MS = 250.0
+"""Earn is "not blocked" by a run when its longest latency meanwhile is within this of its longest one alone."""
+
+
+def _issue14_latency(report: Report) -> list[Verdict]:
+    """Each p99 within its limit, with no request unanswered, lost or refused (the p50 row's note names those)."""
+    verdicts = []
+    for name, limit, target in LATENCY_P99_MS:
+        row, p50 = _value(report, name), _value(report, name.replace(": p99", ": p50"))
+        if row is None or p50 is None:
+            verdicts.append(Verdict(target, None, "not measured in this run", "issue 14"))
+            continue
+        accepted, *shortfalls = (p50.note or "").split("; ")
+        detail = f"p99 {row.value:.1f} ms" + ("" if row.value <= limit else f", {row.value - limit:.1f} ms over")
+        detail += f"; {accepted}" + "".join(f"; {s}" for s in shortfalls)
+        verdicts.append(Verdict(target, row.value <= limit and not shortfalls, detail, "issue 14"))
+    return verdicts
+
+
+def _expiry(report: Report) -> Verdict:
+    target = f"expiry: {EXPIRY_LOTS:,} lots in <= {EXPIRY_S:.0f} s without blocking earn"
+    run = _value(report, f"expiry: run, {EXPIRY_LOTS:,} expiring lots")
+    during = _value(report, f"expiry: earn latency during the {EXPIRY_LOTS:,}-lot run, max")
+    alone = _value(report, "expiry: earn latency with no run, max")
+    if run is None or during is None or alone is None:
+        return Verdict(target, None, "not measured in this run", "issue 14")
+    blocked = during.value > alone.value + NOT_BLOCKED_MS
+    detail = f"{run.value:.1f} s; earn latency max {during.value:.0f} ms during the run, {alone.value:.0f} ms alone" + (
+        " (blocked)" if blocked else ""
+    )
+    return Verdict(target, run.value <= EXPIRY_S and not blocked, detail, "issue 14")

@@ -1,10 +1,9 @@
-"""Growth: balance reads with a short and a very long history, and the expiry job against the lots it expires.
+"""Growth: balance reads with a short and a very long history (the expiry run has a scenario of its own: expiry).
 
 Two members are written straight into the bench points database, one with `small_history` transfers and
 one with `big_history` (10,000,000 by default): earns and redemptions in turn, the newest earns with live
 lots, every balance consistent. GET /v1/members/{id}/balance is then read one request
-at a time with the member's token. For expiry, N lots that expired yesterday are
-written on new members (ten to a member) and POST /v1/ops/expiry-runs is timed until it answers.
+at a time with the member's token.
 """
 
 from __future__ import annotations
@@ -15,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 
 from bench import seed
-from bench.clients import member_headers, ops_headers
+from bench.clients import member_headers
 from bench.harness import PROGRESS, Run, Stack
 from bench.httpclient import Pool
 from bench.report import Report, Result
-from bench.stats import rate, summary
+from bench.stats import summary
 
 NAME = "growth"
 WARMUP_READS = 50
@@ -58,17 +56,6 @@ async def run(run: Run, report: Report) -> None:
                     ]
                 )
                 details[label] = stats
-            for lots in plan.expiry_sizes:
-                async with PROGRESS.phase("growth: expiry", f"writing {lots:,} expired lots"):
-                    await seed.expiring_lots(conn, lots)
-                    await conn.execute("ANALYZE lots")
-                seconds, answer = await expiry(pool, lots)
-                expired = answer.get("lots_expired", 0)
-                note = f"{rate(expired, seconds):,.0f} lots/s"
-                if expired != lots:
-                    note += f"; expired {expired:,} of {lots:,}"
-                report.add([Result(f"growth: expiry run, {lots:,} expiring lots", seconds, "s", note=note)])
-                details[f"expiry {lots}"] = {"seconds": seconds, **answer}
         finally:
             if pool is not None:
                 pool.close()
@@ -99,14 +86,3 @@ async def reads(pool: Pool, member: uuid.UUID, path: str, count: int, label: str
             if n >= WARMUP_READS:
                 timings.append((time.perf_counter() - sent) * 1000)
     return timings
-
-
-async def expiry(pool: Pool, lots: int) -> tuple[float, dict[str, Any]]:
-    started = time.monotonic()
-    async with PROGRESS.phase(f"growth: expiry run of {lots:,} lots", "waiting for the answer"):
-        answer = await pool.request("POST", "/v1/ops/expiry-runs", b"", ops_headers())
-    seconds = time.monotonic() - started
-    if answer.status != 200:
-        raise RuntimeError(f"the expiry run answered {answer.status}: {answer.body[:200]!r}")
-    found: dict[str, Any] = orjson.loads(answer.body)
-    return seconds, found

@@ -78,6 +78,30 @@ def test_targets_say_by_how_much_one_is_missed():
     assert growth.met is True
 
 
+def test_a_latency_within_its_limit_misses_when_requests_went_unanswered_and_an_expiry_that_blocks_earn_misses():
+    report = Report()
+    report.add(
+        [
+            Result("latency @ 100/s: p50", 9.0, "ms", note="100 purchases/s accepted"),
+            Result("latency @ 100/s: p99", 20.0, "ms"),
+            Result("latency @ 1,000/s: p50", 30.0, "ms", note="612 purchases/s accepted; 40 not visible within 60 s"),
+            Result("latency @ 1,000/s: p99", 90.0, "ms"),
+            Result("expiry: run, 100,000 expiring lots", 4.0, "s"),
+            Result("expiry: earn latency with no run, max", 40.0, "ms"),
+            Result("expiry: earn latency during the 100,000-lot run, max", 900.0, "ms"),
+        ]
+    )
+    verdicts = {v.target: v for v in evaluate(report)}
+
+    assert verdicts["p99 <= 25 ms at 100 single purchases/s"].met is True
+    single = verdicts["p99 <= 100 ms at 1,000 single purchases/s, every one accepted"]
+    assert single.met is False
+    assert "40 not visible" in single.detail
+    expiry = verdicts["expiry: 100,000 lots in <= 5 s without blocking earn"]
+    assert expiry.met is False
+    assert "(blocked)" in expiry.detail
+
+
 def test_targets_not_measured_are_neither_met_nor_missed():
     assert all(v.met is None for v in evaluate(Report()))
 

@@ -13,12 +13,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from points.adapters.store import PointsStore, Transaction
 from points.domain.ledger import Book
 from points.handlers.verify import verify_ledger
+from tests.support.earn_batches import points_store
 
 pytestmark = pytest.mark.integration
 Database = Callable[[str], Awaitable[str]]
@@ -42,11 +42,8 @@ async def earn(tx: Transaction, holder: str, points: int) -> None:
 @pytest.fixture
 async def store(database: Database):
     dsn = await database("points")
-    pool = await asyncpg.create_pool(dsn, min_size=3, max_size=3)
-    try:
-        yield PointsStore(pool), dsn
-    finally:
-        await pool.close()
+    async with points_store(dsn, 3) as points:
+        yield points, dsn
 
 
 async def balances(store: PointsStore, *accounts: str) -> dict[str, int]:

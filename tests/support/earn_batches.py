@@ -78,6 +78,17 @@ class Ledger:
 
 
 @asynccontextmanager
+async def points_store(dsn: str, connections: int) -> AsyncIterator[PointsStore]:
+    """A PointsStore on a pool of its own, of `connections` connections (the concurrency a test needs)."""
+    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+    assert pool is not None
+    try:
+        yield PointsStore(pool)
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
 async def ledger(dsn: str) -> AsyncIterator[Ledger]:
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=6)
     assert pool is not None

@@ -96,6 +96,16 @@ def event_id(transfer: uuid.UUID, kind: int) -> uuid.UUID:
     return uuid.UUID(int=flipped | (0x8 << 76) | (0x2 << 62))
 
 
+def posted_event_id(transfer: uuid.UUID) -> uuid.UUID:
+    """The id of the TransferPosted event that reports `transfer`."""
+    return event_id(transfer, _POSTED)
+
+
+def debited_event_id(transfer: uuid.UUID) -> uuid.UUID:
+    """The id of the PointsDebited event that reports `transfer` to the member it debits."""
+    return event_id(transfer, _DEBITED)
+
+
 def settlement_key(transfer: Transfer) -> str:
     """The partner a transfer concerns, so that one partner's transfers stay in order; 'ledger' if none."""
     for account in (transfer.debit_account, transfer.credit_account):
