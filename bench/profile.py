@@ -82,6 +82,46 @@ def hotspots(collapsed: str, count: int = 10) -> tuple[int, list[Hotspot], list[
     return samples, [spot(name) for name, _ in own.most_common(count)], [spot(name) for name in project[:count]]
 
 
+STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("outbox relay", (("run", "loyalty_runtime/outbox.py"), ("relay_once", "loyalty_runtime/outbox.py"))),
+    ("decode", (("__call__", "loyalty_runtime/consumer.py"), ("decode", "contracts/"))),
+    ("outbox rows", (("", "loyalty_runtime/outbox.py"), ("", "ledger_events.py"))),
+    ("SQL", (("", "asyncpg/"), ("", "/adapters/"), ("", "loyalty_runtime/db.py"), ("", "loyalty_runtime/inbox.py"))),
+    ("plan", (("", "/domain/"), ("", "/handlers/"), ("", "points/consumers.py"), ("", "loyalty_runtime/consumer.py"))),
+    ("Kafka client", (("", "aiokafka/"),)),
+    ("FastStream", (("", "faststream/"),)),
+)
+"""Where an earn batch's Python time goes: the first stage (in this order) with a marker, (function, file part),
+that a sampled stack holds: the relay's own loop, decoding records into events, the ledger events and outbox
+rows a batch writes, building and running its SQL (asyncpg's client side), the domain and handler logic that
+plans it, the Kafka client's fetching, FastStream's own code; `idle` when the loop waits in its selector."""
+
+
+def _has(frames: list[tuple[str, str]], function: str, file_part: str) -> bool:
+    return any(file_part in where and (not function or name == function) for name, where in frames)
+
+
+def stage_of(stack: list[str]) -> str:
+    frames = [(name.strip(), where) for name, _, where in (frame.partition(" (") for frame in stack)]
+    if frames and "selectors.py" in frames[-1][1]:
+        return "idle"
+    for stage, markers in STAGES:
+        if any(_has(frames, function, file_part) for function, file_part in markers):
+            return stage
+    return "other"
+
+
+def stages(collapsed: str) -> dict[str, float]:
+    """Each stage's share of the samples (see STAGES), largest first."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, weight = line.rpartition(" ")
+        if stack and weight.isdigit():
+            counts[stage_of(stack.split(";"))] += int(weight)
+    total = sum(counts.values())
+    return {stage: n / total for stage, n in counts.most_common()} if total else {}
+
+
 def summary(output: Path, failed: str | None) -> dict[str, object]:
     """What a results file keeps of a profile: the file, the sample count and the top functions."""
     if failed:
@@ -92,6 +132,7 @@ def summary(output: Path, failed: str | None) -> dict[str, object]:
         "samples": samples,
         "top_own": [(h.function, round(h.own, 4)) for h in top_own],
         "top_total_project": [(h.function, round(h.total, 4)) for h in top_total],
+        "stages": {stage: round(share, 4) for stage, share in stages(output.read_text()).items()},
     }
 
 

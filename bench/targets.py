@@ -27,6 +27,9 @@ def _earn(report: Report) -> Verdict:
     if row is None or row.ratio is None:
         return Verdict(target, None, "not measured in this run")
     needed = EARN_SHARE_OF_COPY * (row.limit or 0)
+    checked = _value(report, "earn: ledger invariants broken after the run")
+    if checked is not None and checked.value:
+        return Verdict(target, False, f"{row.value:,.0f} events/s, but the ledger broke: {checked.note}")
     if row.ratio >= EARN_SHARE_OF_COPY:
         return Verdict(target, True, f"{row.value:,.0f} events/s is {row.ratio:.0%} of {row.limit:,.0f}")
     return Verdict(

@@ -33,6 +33,7 @@ from bench.harness import PROGRESS, Run, Stack, infrastructure_pids, measuring_c
 from bench.report import Report, Result
 from bench.stats import rate
 from contracts.topics import CARD_TRANSACTIONS, PARTNER_PURCHASES
+from points.handlers.verify import verify_ledger
 
 NAME = "earn"
 BATCH = 500
@@ -72,6 +73,7 @@ async def run(run: Run, report: Report) -> None:
             kafka_limit = await consumer_limit(run.kafka, list(topics), stream.total, PARTNER_PURCHASES.partitions)
             copy_limit = await write_limit(stack.dsn("points"), conn, stream.applied)
             ingestion = await ingest(run, stack, conn, {t: len(r) for t, r in topics.items()}, details)
+            checked = await ledger_checked(stack.dsn("points"))
         finally:
             await conn.close()
     details["events_per_s"] = ingestion
@@ -82,8 +84,39 @@ async def run(run: Run, report: Report) -> None:
             Result("earn: ingestion vs Kafka consumer limit", ingestion, "events/s", kafka_limit),
             Result("earn: limit, plain COPY of the same rows", copy_limit, "events/s", note=f"{WRITERS} writers"),
             Result("earn: limit, plain Kafka consumer", kafka_limit, "events/s"),
+            checked,
+            *cost_per_event(details, ingestion),
         ]
     )
+
+
+def cost_per_event(details: dict[str, Any], events_per_s: float) -> list[Result]:
+    """The CPU an event cost during the window, in µs: the points process split by stage (bench/profile.py
+    STAGES, from its profile), then PostgreSQL and Kafka."""
+    cores: dict[str, float] = details.get("cpu_cores_during_window", {})
+    if not events_per_s or not cores:
+        return []
+    per_event = {name: used * 1e6 / events_per_s for name, used in cores.items()}
+    shares: dict[str, float] = details.get("profile", {}).get("stages", {})
+    rows = [
+        Result(f"earn: CPU per event, points: {stage}", per_event.get("points", 0.0) * share, "µs",
+               note=f"{share:.0%} of the points process's samples")
+        for stage, share in shares.items()
+    ]  # fmt: skip
+    rows += [
+        Result(f"earn: CPU per event, {name}", per_event[name], "µs", note=f"{cores[name]:.2f} cores")
+        for name in ("points", "postgres", "kafka")
+        if name in per_event
+    ]
+    return rows
+
+
+async def ledger_checked(dsn: str) -> Result:
+    """`make verify`'s ledger checks on the bench database after the run, as a figure: the invariants broken."""
+    async with PROGRESS.phase("earn", "checking every ledger invariant on the bench database"):
+        broken = await verify_ledger(dsn)
+    note = "make verify's checks hold" if not broken else "BROKEN: " + ", ".join(v.check for v in broken)
+    return Result("earn: ledger invariants broken after the run", float(len(broken)), "checks", note=note)
 
 
 # --- limit 2: Kafka -------------------------------------------------------------------------

@@ -93,12 +93,14 @@ class OutboxRelay:
         client_id: str,
         batch_size: int = 500,
         idle_wait: float = 0.5,
+        drain_wait: float = 5.0,
     ) -> None:
         self._pool = pool
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._batch_size = batch_size
         self._idle_wait = idle_wait
+        self._drain_wait = drain_wait
         self._partitioners: dict[str, KeyPartitioner] = {}
 
     async def run(self) -> None:
@@ -117,21 +119,40 @@ class OutboxRelay:
                     woken.set()
 
                 await conn.add_listener("outbox", wake)
+                sending: asyncio.Future[int] | None = None
                 try:
                     while True:
                         woken.clear()
-                        if await self.relay_once(conn, producer) < self._batch_size:
+                        # Shielded: a stop never cuts a send between the broker's ack and marking its rows done
+                        # (that would publish them twice); it waits for the send, then drains the rest.
+                        sending = asyncio.ensure_future(self.relay_once(conn, producer))
+                        if await asyncio.shield(sending) < self._batch_size:
                             # A notification ends the wait at once; the timeout is the fallback. Not
                             # asyncio.wait_for: on Python 3.11 it can swallow the cancellation that stops
                             # the service when the wait ends at the same moment, and the relay runs on.
                             with contextlib.suppress(TimeoutError):
                                 async with asyncio.timeout(self._idle_wait):
                                     await woken.wait()
+                except asyncio.CancelledError:
+                    if sending is not None:
+                        await asyncio.wait([sending])
+                    await self._drain(conn, producer)
+                    raise
                 finally:
                     with contextlib.suppress(Exception):  # the connection may be closing with the service
                         await conn.remove_listener("outbox", wake)
         finally:
             await producer.stop()
+
+    async def _drain(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
+        """When the service stops: publish what its last commits left (an intake answered 202 a moment ago),
+        within `drain_wait`; what is left then waits for the next leader, as after a crash."""
+        sent = 0
+        with contextlib.suppress(Exception):  # a broker or database already gone: the rows wait, nothing is lost
+            async with asyncio.timeout(self._drain_wait):
+                while count := await self.relay_once(conn, producer):
+                    sent += count
+        log.info("outbox relay stopped", extra={"sent_on_the_way_out": sent})
 
     async def relay_once(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await conn.fetch(_NEXT, self._batch_size)

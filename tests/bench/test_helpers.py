@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.profile import hotspots
+from bench.profile import hotspots, stages
 from bench.report import Report, Result, number, table
 from bench.stats import percentile, rate, summary
 from bench.targets import evaluate
@@ -122,3 +122,20 @@ def test_hotspots_count_own_time_at_the_leaf_and_total_time_once_per_stack():
         ("encode (orjson.py)", 0.1),
     ]
     assert ("apply (points/handlers/earn.py)", 0.9) in [(h.function, h.total) for h in top_total]
+
+
+def test_a_sampled_stack_counts_for_its_first_stage_and_the_shares_add_up():
+    collapsed = "\n".join(
+        [
+            "_run_once (asyncio/base_events.py:1);select (selectors.py:2) 10",
+            "run (loyalty_runtime/outbox.py:3);relay_once (loyalty_runtime/outbox.py:4);send (aiokafka/p.py:5) 20",
+            "consume (faststream/x.py:6);__call__ (loyalty_runtime/consumer.py:7);decode (contracts/topics.py:8) 30",
+            "handle (points/handlers/earn.py:9);write (points/adapters/store.py:10);copy (asyncpg/connection.py:11) 25",
+            "handle (points/handlers/earn.py:9);enqueue (loyalty_runtime/outbox.py:12) 5",
+            "handle (points/handlers/earn.py:9);plan (points/domain/earning.py:13) 10",
+        ]
+    )
+
+    shares = stages(collapsed)
+
+    assert shares == {"decode": 0.3, "SQL": 0.25, "outbox relay": 0.2, "idle": 0.1, "plan": 0.1, "outbox rows": 0.05}

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from points.adapters.store import PointsStore, Transaction
-from points.domain.ledger import Book
+from points.domain.ledger import BREAKAGE, Book, LedgerError
 from points.handlers.verify import verify_ledger
 from tests.support.earn_batches import points_store
 
@@ -26,12 +26,13 @@ ISSUER = "partner:skymall:issued"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-async def earn(tx: Transaction, holder: str, points: int) -> None:
-    """Credit `holder` from the shared issuer account, as an earn batch does (an unclaimed holder's identifier too)."""
+async def earn(tx: Transaction, holder: str, points: int, *, credit_only: bool = False) -> None:
+    """Credit `holder` from the shared issuer account, as an earn batch does (an unclaimed holder's identifier too);
+    `credit_only`: read the holder without its lock, as an earn batch does a holder it only credits."""
     if holder.startswith("unclaimed:"):
         await tx.lock_identifiers([holder.removeprefix("unclaimed:")])
     await tx.ensure_accounts([holder, ISSUER])
-    book = Book(await tx.lock_accounts([holder, ISSUER]))
+    book = Book(await tx.lock_accounts([holder, ISSUER], credit_only=[holder] if credit_only else []))
     book.transfer(
         transfer_id=uuid.uuid4(), debit=ISSUER, credit=holder, amount=points, reason="partner_purchase",
         cause_event_id=uuid.uuid4(), occurred_at=NOW, lot_expires_at=NOW + timedelta(days=365),
@@ -115,4 +116,64 @@ async def test_concurrent_batches_on_the_same_issuers_add_up_and_never_deadlock(
 
     expected = -sum(1 + n % 5 for n in range(60))
     assert await balances(points, *issuers) == {issuer: expected for issuer in issuers}
+    assert await verify_ledger(dsn) == []
+
+
+async def spend(tx: Transaction, holder: str, points: int, *, read_as_credit_only: bool = False) -> None:
+    """Debit `holder` to breakage, as an expiry would: its account locked (unless `read_as_credit_only`, a bug that
+    `Transaction.write` refuses), its lots loaded."""
+    await tx.ensure_accounts([holder, BREAKAGE])
+    credit_only = [holder] if read_as_credit_only else []
+    book = Book(await tx.lock_accounts([holder, BREAKAGE], credit_only=credit_only), await tx.live_lots([holder]))
+    book.mark_lots_loaded([holder])
+    book.transfer(
+        transfer_id=uuid.uuid4(), debit=holder, credit=BREAKAGE, amount=points, reason="expiry",
+        cause_event_id=uuid.uuid4(), occurred_at=NOW,
+    )  # fmt: skip
+    await tx.write(book.changes(), NOW)
+
+
+async def test_a_holder_read_as_only_credited_is_not_locked_and_its_credits_add_up_with_a_debit_meanwhile(store):
+    """Two earn batches credit one holder while a third transaction debits it: none waits for the open batch."""
+    points, dsn = store
+    holder = "unclaimed:partner:skymall:eve"
+    async with points.transaction() as tx:
+        await earn(tx, holder, 100)
+    first_at_work, release_first = asyncio.Event(), asyncio.Event()
+
+    async def open_batch() -> None:
+        async with points.transaction() as tx:
+            await earn(tx, holder, 10, credit_only=True)
+            first_at_work.set()
+            await release_first.wait()
+
+    first = asyncio.create_task(open_batch())
+    try:
+        await asyncio.wait_for(first_at_work.wait(), 10)
+        async with points.transaction() as tx:
+            await asyncio.wait_for(earn(tx, holder, 20, credit_only=True), 5)
+        async with points.transaction() as tx:
+            await asyncio.wait_for(spend(tx, holder, 50), 5)
+    finally:
+        release_first.set()
+        await asyncio.wait_for(first, 10)
+
+    assert await balances(points, holder) == {holder: 100 + 10 + 20 - 50}
+    assert await verify_ledger(dsn) == []
+
+
+async def test_a_transaction_that_debits_a_holder_it_read_as_only_credited_is_refused_and_rolled_back(store):
+    points, dsn = store
+    holder = "unclaimed:partner:skymall:mallory"
+    async with points.transaction() as tx:
+        await earn(tx, holder, 100)
+
+    async def debit_unlocked() -> None:
+        async with points.transaction() as tx:
+            await spend(tx, holder, 30, read_as_credit_only=True)
+
+    with pytest.raises(LedgerError, match="read without its lock"):
+        await debit_unlocked()
+
+    assert await balances(points, holder) == {holder: 100}, "nothing of the refused transaction stays"
     assert await verify_ledger(dsn) == []

@@ -85,14 +85,18 @@ ON CONFLICT (account_id) DO NOTHING
 LOCK_ACCOUNTS = """
 WITH locked AS (
     SELECT account_id, kind, debits_posted, credits_posted, debits_pending, credits_pending
-    FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
+    FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR NO KEY UPDATE
 )
 SELECT * FROM locked
 UNION ALL
 SELECT account_id, kind, debits_posted, credits_posted, debits_pending, credits_pending
 FROM accounts WHERE account_id = ANY($2::text[])
 """
-"""Accounts whose balance decides something are locked, in id order; shared ones are only read."""
+"""Accounts whose balance decides something are locked, in id order; shared ones are only read.
+
+FOR NO KEY UPDATE, the lock an UPDATE of the balance takes anyway: it excludes other lockers of the account
+as FOR UPDATE would, but not the key-share lock with which a concurrent batch's transfers and lots check
+their foreign key to it, so a batch that only credits the account (read unlocked) never makes one wait."""
 
 LOCK_SHARED_ACCOUNTS = """
 SELECT account_id FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR NO KEY UPDATE
