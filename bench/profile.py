@@ -94,17 +94,21 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 """Where an earn batch's Python time goes: the first stage (in this order) with a marker, (function, file part),
 that a sampled stack holds: the relay's own loop, decoding records into events, the ledger events and outbox
 rows a batch writes, building and running its SQL (asyncpg's client side), the domain and handler logic that
-plans it, the Kafka client's fetching, FastStream's own code; `idle` when the loop waits in its selector."""
+plans it, the Kafka client's fetching, FastStream's own code; `event loop` for uvloop's own work, `idle` when
+a pure-Python loop waits in its selector."""
 
 
 def _has(frames: list[tuple[str, str]], function: str, file_part: str) -> bool:
-    return any(file_part in where and (not function or name == function) for name, where in frames)
+    """Whether a frame runs `function` (py-spy names it Class.function) in a file whose path holds `file_part`."""
+    return any(file_part in where and (not function or name.rpartition(".")[2] == function) for name, where in frames)
 
 
 def stage_of(stack: list[str]) -> str:
     frames = [(name.strip(), where) for name, _, where in (frame.partition(" (") for frame in stack)]
     if frames and "selectors.py" in frames[-1][1]:
         return "idle"
+    if frames and frames[-1][0] == "Runner.run":
+        return "event loop"  # uvloop's own C code (its callbacks and socket work) under asyncio.run
     for stage, markers in STAGES:
         if any(_has(frames, function, file_part) for function, file_part in markers):
             return stage
