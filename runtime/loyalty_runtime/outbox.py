@@ -62,13 +62,19 @@ async def enqueue(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -
         await copy_rows(conn, "outbox", OUTBOX_COLUMNS, rows)
         await conn.execute(_NOTIFY)
     elif messages:
-        await conn.execute(
-            _ENQUEUE,
-            [m.topic for m in messages],
-            [m.key for m in messages],
-            [m.payload for m in messages],
-            [orjson.dumps(m.headers).decode() for m in messages],
-        )
+        await conn.execute(_ENQUEUE, *outbox_columns(messages))
+
+
+def outbox_columns(messages: Sequence[OutboxMessage]) -> tuple[list[str], list[str | None], list[bytes], list[str]]:
+    """The messages as the outbox's columns (topic, key, payload, headers as JSON text), for a statement that
+    writes them with `unnest` (as `enqueue` does below COPY_FROM, and statements that write a state change and
+    its messages at once)."""
+    return (
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.payload for m in messages],
+        [_dumps(m) for m in messages],
+    )
 
 
 def _dumps(message: OutboxMessage) -> str:

@@ -16,13 +16,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
-import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from contracts.envelope import Event
 from loyalty_runtime.failures import is_transient
-from loyalty_runtime.outbox import OutboxMessage, enqueue
+from loyalty_runtime.outbox import OutboxMessage, enqueue, outbox_columns
 from loyalty_runtime.telemetry import inject_context
 from partners.domain.idempotency import IntakeEntry
 from partners.domain.intake import Kind
@@ -116,14 +115,12 @@ class _Request:
     kind: Kind
     signature: SignatureClaim
     columns: list[list[object]]
-    event_keys: list[str]
-    payloads: list[bytes]
-    headers: list[str]
+    messages: list[OutboxMessage]
     done: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
     def size(self) -> int:
-        return len(self.event_keys)
+        return len(self.messages)
 
 
 class IntakeStore:
@@ -152,14 +149,12 @@ class IntakeStore:
         with self._tracer.start_as_current_span(f"{self._topic} publish", kind=SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.system", "kafka")
             span.set_attribute("messaging.destination.name", self._topic)
-            keyed_events = submission.keyed_events
-            span.set_attribute("messaging.batch.message_count", len(keyed_events))
+            span.set_attribute("messaging.batch.message_count", len(submission.keyed_events))
             context = inject_context({})
             request = _Request(
                 submission.partner_id, submission.kind, submission.signature,
                 _columns(submission.entries, submission.particulars),
-                [key for key, _ in keyed_events], [event.model_dump_json().encode() for _, event in keyed_events],
-                [orjson.dumps({"type": event.type, **context}).decode() for _, event in keyed_events],
+                [_message(self._topic, key, event, context) for key, event in submission.keyed_events],
             )  # fmt: skip
             self._waiting.append(request)
             if self._writer is None:
@@ -223,6 +218,7 @@ class IntakeStore:
         for request in group:
             for column, values in zip(columns, request.columns, strict=True):
                 column.extend(values)
+        _topics, keys, payloads, headers = outbox_columns([m for r in group for m in r.messages])
         return [
             [r.signature.signature for r in group],
             [r.signature.signed_at for r in group],
@@ -231,9 +227,9 @@ class IntakeStore:
             [r.size for r in group],
             *columns,
             self._topic,
-            [key for r in group for key in r.event_keys],
-            [payload for r in group for payload in r.payloads],
-            [header for r in group for header in r.headers],
+            keys,
+            payloads,
+            headers,
         ]
 
 

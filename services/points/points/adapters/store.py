@@ -247,14 +247,6 @@ ON CONFLICT (mcc, valid_from) DO NOTHING RETURNING mcc
 """
 
 
-DUE_LOT_ACCOUNTS = """
-SELECT DISTINCT account_id FROM (
-    SELECT account_id FROM lots
-    WHERE remaining > 0 AND expires_at <= $1 AND account_id NOT LIKE 'packet:%' ORDER BY expires_at LIMIT $2
-) due
-"""
-"""A red packet's lots wait (at most 7 days) and expire where they land, with their own dates (domain/packets.py)."""
-
 CREATE_MEMBER = """
 WITH m AS (INSERT INTO members (member_id, display_name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING member_id)
 INSERT INTO accounts (account_id, kind, member_id) SELECT $3, 'member', member_id FROM m
@@ -624,9 +616,6 @@ class Transaction:
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         await enqueue(self.conn, messages)
-
-    async def due_lot_accounts(self, as_of: datetime, limit: int) -> list[str]:
-        return [r["account_id"] for r in await self.conn.fetch(DUE_LOT_ACCOUNTS, as_of, limit)]
 
     async def create_member(self, member_id: uuid.UUID, display_name: str, account_id: str) -> bool:
         return await self.conn.fetchval(CREATE_MEMBER, member_id, display_name, account_id) is not None

@@ -40,8 +40,7 @@ class ExpiryOutcome:
 
 async def run_expiry(store: PointsStore, events: LedgerEventWriter, as_of: datetime) -> ExpiryOutcome:
     """Expire every lot due by `as_of`, transaction after transaction, until none is left but reserved ones."""
-    workers = WORKERS
-    outcomes = await asyncio.gather(*(_expire_share(store, events, as_of, (k, workers)) for k in range(workers)))
+    outcomes = await asyncio.gather(*(_expire_share(store, events, as_of, (k, WORKERS)) for k in range(WORKERS)))
     return ExpiryOutcome(sum(o.lots for o in outcomes), sum(o.points for o in outcomes))
 
 

@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from loyalty_runtime import inbox
-from loyalty_runtime.outbox import OutboxMessage, enqueue
+from loyalty_runtime.outbox import OutboxMessage, enqueue, outbox_columns
 from redemption.domain.orders import Order, OrderState
 from redemption.domain.stock import Counters, OfferKey, StockBook
 
@@ -202,8 +201,7 @@ class OrdersTransaction:
         made = await self.conn.fetchval(
             PLACE_ORDER, order.order_id, order.member_id, idempotency_key, order.partner_id, order.offer_id,
             order.kind, order.quantity, order.unit_points, order.state.value, order.hold_id, order.hold_expires_at,
-            order.fulfilment_deadline, tier, base_unit_points, [m.topic for m in messages], [m.key for m in messages],
-            [m.payload for m in messages], [orjson.dumps(m.headers).decode() for m in messages],
+            order.fulfilment_deadline, tier, base_unit_points, *outbox_columns(messages),
         )  # fmt: skip
         return made is not None
 
